@@ -1,0 +1,47 @@
+"""Backends that read residual-stream sites: ``hooks`` (default), ``transformer_lens``, ``nnsight``.
+
+Each backend is a factory ``make(loaded, sites) -> runner``; ``runner(batch)`` returns
+{site name: float tensor [B, T, D]} for a batch from ``models.chat.pad_batch``. All three resolve a
+site to the same tensor (tests prove it to 1e-4 in float32).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from activations.hooks import run_with_sites
+from activations.sites import Site
+from models.loading import LoadedModel
+
+Runner = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+
+
+def _hooks(loaded: LoadedModel, sites: list[Site]) -> Runner:
+    return lambda batch: run_with_sites(loaded.model, batch, sites)
+
+
+def _transformer_lens(loaded: LoadedModel, sites: list[Site]) -> Runner:
+    from activations.backend_tl import make_runner
+
+    return make_runner(loaded, sites)
+
+
+def _nnsight(loaded: LoadedModel, sites: list[Site]) -> Runner:
+    from activations.backend_nnsight import make_runner
+
+    return make_runner(loaded, sites)
+
+
+BACKENDS: dict[str, Callable[[LoadedModel, list[Site]], Runner]] = {
+    "hooks": _hooks,
+    "transformer_lens": _transformer_lens,
+    "nnsight": _nnsight,
+}
+
+
+def make_runner(name: str, loaded: LoadedModel, sites: list[Site]) -> Runner:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    return BACKENDS[name](loaded, sites)

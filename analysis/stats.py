@@ -1,0 +1,140 @@
+"""Statistics used across the suite. Every estimate comes with a 95% CI and its sample size.
+
+- ``bootstrap_ci``: percentile bootstrap of the mean over items;
+- ``paired_bootstrap_diff``: mean of (a - b) over paired items, bootstrap CI;
+- ``wilson_ci``: Wilson score interval for a pass rate;
+- ``paired_permutation_test``: two-sided sign-flip permutation test on paired differences;
+- ``permutation_test_vs_null``: where an effect falls in a null distribution (e.g. random directions);
+- ``bh_adjust``: Benjamini-Hochberg adjusted p-values (q-values);
+- ``slope_ci``: least-squares slope of y on x with an item-bootstrap CI (dose-response).
+All seeded: the same inputs give the same intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+N_BOOT = 2000
+ALPHA = 0.05
+
+
+@dataclass
+class Estimate:
+    estimate: float
+    lo: float
+    hi: float
+    n: int
+
+    def as_dict(self, prefix: str = "") -> dict[str, float]:
+        return {f"{prefix}{k}": v for k, v in asdict(self).items()}
+
+    def __str__(self) -> str:
+        return f"{self.estimate:+.3f} [{self.lo:+.3f}, {self.hi:+.3f}] (n={self.n})"
+
+
+def _clean(x) -> np.ndarray:
+    x = np.asarray(x, dtype=float).ravel()
+    return x[np.isfinite(x)]
+
+
+def bootstrap_ci(values, n_boot: int = N_BOOT, alpha: float = ALPHA, seed: int = 0) -> Estimate:
+    x = _clean(values)
+    if x.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    if x.size == 1:
+        return Estimate(float(x[0]), float("nan"), float("nan"), 1)
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(1)
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return Estimate(float(x.mean()), float(lo), float(hi), int(x.size))
+
+
+def paired_bootstrap_diff(a, b, n_boot: int = N_BOOT, alpha: float = ALPHA, seed: int = 0) -> Estimate:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples need equal shapes, got {a.shape} and {b.shape}")
+    return bootstrap_ci(a - b, n_boot, alpha, seed)
+
+
+def wilson_ci(k: int, n: int, alpha: float = ALPHA) -> Estimate:
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    z = _z(1 - alpha / 2)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n)
+
+
+def _z(q: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(q)
+
+
+def paired_permutation_test(a, b, n_perm: int = 10000, seed: int = 0) -> float:
+    """Two-sided p-value that mean(a - b) = 0, by random sign flips of the paired differences."""
+    d = _clean(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
+    if d.size == 0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    obs = abs(d.mean())
+    signs = rng.choice([-1.0, 1.0], size=(n_perm, d.size))
+    null = np.abs((signs * d).mean(1))
+    return float((1 + np.sum(null >= obs - 1e-12)) / (n_perm + 1))
+
+
+def permutation_test_vs_null(effect: float, null_effects) -> float:
+    """Two-sided empirical p-value of ``effect`` against null effects (e.g. per random direction)."""
+    null = _clean(null_effects)
+    if null.size == 0 or not np.isfinite(effect):
+        return float("nan")
+    centre = np.median(null)
+    return float((1 + np.sum(np.abs(null - centre) >= abs(effect - centre))) / (null.size + 1))
+
+
+def bh_adjust(pvalues) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values; NaNs stay NaN and are not counted."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    pv = p[ok]
+    order = np.argsort(pv)
+    ranked = pv[order] * m / np.arange(1, m + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
+    res = np.empty(m)
+    res[order] = q
+    out[ok] = res
+    return out
+
+
+def slope_ci(x, y, items=None, n_boot: int = N_BOOT, alpha: float = ALPHA, seed: int = 0) -> Estimate:
+    """Slope of y on x; CI by resampling ``items`` (clusters: all doses of an item move together)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    items = np.arange(x.size) if items is None else np.asarray(items)[ok]
+
+    def fit(xx, yy):
+        xc = xx - xx.mean()
+        den = (xc * xc).sum()
+        return float((xc * (yy - yy.mean())).sum() / den) if den > 0 else float("nan")
+
+    est = fit(x, y)
+    uniq = np.unique(items)
+    groups = [np.flatnonzero(items == u) for u in uniq]
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        idx = np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))])
+        boots.append(fit(x[idx], y[idx]))
+    boots = _clean(boots)
+    lo, hi = (np.quantile(boots, [alpha / 2, 1 - alpha / 2]) if boots.size else (float("nan"),) * 2)
+    return Estimate(est, float(lo), float(hi), int(len(uniq)))

@@ -1,0 +1,153 @@
+"""Load a ``ModelSpec`` into a ready model and tokenizer.
+
+Device defaults to the GPU when one is present; dtype defaults to float32, or bfloat16 on a GPU for
+models over ~1B parameters. A LoRA adapter directory is loaded with peft on top of the base.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.spec import ModelSpec
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # a transformers PreTrainedModel, or a peft PeftModel wrapping one
+    tokenizer: Any
+    spec: ModelSpec
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def config(self) -> Any:
+        return self.base_model.config
+
+    @property
+    def base_model(self) -> Any:
+        """The underlying transformers model (unwrapping peft)."""
+        m = self.model
+        return m.get_base_model() if hasattr(m, "get_base_model") else m
+
+    @property
+    def n_layers(self) -> int:
+        return len(find_blocks(self.model))
+
+    @property
+    def d_model(self) -> int:
+        return int(self.config.hidden_size)
+
+
+def resolve_base(spec: ModelSpec) -> str:
+    if spec.is_embedded:
+        from models.embedded import embedded_dir
+
+        return str(embedded_dir())
+    return spec.base
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(spec: ModelSpec, config: Any, device: str) -> torch.dtype:
+    if spec.dtype != "auto":
+        if spec.dtype not in _DTYPES:
+            raise ValueError(f"model spec field 'dtype' is {spec.dtype!r}; use one of auto, {', '.join(_DTYPES)}")
+        return _DTYPES[spec.dtype]
+    if device.startswith("cuda"):
+        approx_params = 12 * config.hidden_size**2 * config.num_hidden_layers
+        return torch.bfloat16 if approx_params > 1e9 else torch.float32
+    return torch.float32
+
+
+def load_tokenizer(spec: ModelSpec) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_base(spec))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _check_adapter(spec: ModelSpec, base_config: Any) -> None:
+    adir = Path(spec.adapter)
+    if not (adir / "adapter_config.json").exists():
+        raise FileNotFoundError(f"{adir}: not a LoRA adapter directory (no adapter_config.json); "
+                                "pass the directory written by scripts/tune_identity.py")
+    manifest = adir / "manifest.json"
+    if manifest.exists():
+        info = json.loads(manifest.read_text())
+        want = info.get("params", {}).get("d_model") or info.get("d_model")
+        base = info.get("params", {}).get("base") or info.get("base")
+        if want is not None and int(want) != int(base_config.hidden_size):
+            raise ValueError(f"{adir}: adapter was trained on a model of width {want} ({base}), but the base "
+                             f"{spec.base} has width {base_config.hidden_size}; pass the matching base model")
+
+
+def load_model(spec: ModelSpec | str | None = None, **overrides: Any) -> LoadedModel:
+    """Load base (+ adapter) in eval mode. ``spec`` may be a ModelSpec or a base string."""
+    if spec is None:
+        spec = ModelSpec()
+    elif isinstance(spec, str):
+        spec = ModelSpec(base=spec)
+    if overrides:
+        spec = ModelSpec.from_dict({**spec.to_dict(), **overrides})
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    base_path = resolve_base(spec)
+    config = AutoConfig.from_pretrained(base_path)
+    device = resolve_device(spec.device)
+    dtype = resolve_dtype(spec, config, device)
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if spec.device_map:
+        kwargs["device_map"] = spec.device_map
+    model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
+    if not spec.device_map:
+        model.to(device)
+    if spec.adapter:
+        _check_adapter(spec, config)
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(model, spec.adapter)
+        except RuntimeError as exc:  # size mismatch on load
+            raise ValueError(f"{spec.adapter}: adapter does not fit base model {spec.base}: {exc}") from exc
+    model.eval()
+    tok = load_tokenizer(spec)
+    return LoadedModel(model=model, tokenizer=tok, spec=spec)
+
+
+def find_blocks(model: Any) -> torch.nn.ModuleList:
+    """The ModuleList of transformer blocks (decoder layers) of a HF causal LM, peft-wrapped or not."""
+    m = model.get_base_model() if hasattr(model, "get_base_model") else model
+    n = getattr(getattr(m, "config", None), "num_hidden_layers", None)
+    for path in ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers",
+                 "model.decoder.layers"):
+        obj = m
+        try:
+            for part in path.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        if isinstance(obj, torch.nn.ModuleList):
+            return obj
+    for mod in m.modules():  # fallback: the ModuleList as long as the layer count
+        if isinstance(mod, torch.nn.ModuleList) and n is not None and len(mod) == n:
+            return mod
+    raise ValueError(f"could not find the transformer blocks of {type(m).__name__}")
