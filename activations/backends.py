@@ -2,11 +2,15 @@
 
 Each backend is a factory ``make(loaded, sites) -> runner``; ``runner(batch)`` returns
 {site name: float tensor [B, T, D]} for a batch from ``models.chat.pad_batch``. All three resolve a
-site to the same tensor (tests prove it to 1e-4 in float32).
+site to the same tensor (tests prove it to 1e-4 in float32; TransformerLens re-implements attention
+eagerly, so it matches exactly the same model in ``attn_implementation="eager"`` and to float32
+rounding a model on the sdpa kernel). ``hooks`` runs on the loaded model itself; the other two wrap
+a private copy of it (``private_model``), so they cost one extra copy of the weights.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -16,6 +20,16 @@ from activations.sites import Site
 from models.loading import LoadedModel
 
 Runner = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+
+
+def private_model(loaded: LoadedModel) -> torch.nn.Module:
+    """A deep copy of ``loaded``'s HF model (a peft adapter merged in) for a backend that rewires
+    modules in place (TransformerBridge swaps them, nnsight replaces ``forward``), so the shared
+    ``LoadedModel`` and every hook on it stay untouched. Costs one extra copy of the weights."""
+    model = copy.deepcopy(loaded.model)
+    if hasattr(model, "merge_and_unload"):  # peft: the wrappers want a plain transformers model
+        model = model.merge_and_unload()
+    return model.eval()
 
 
 def _hooks(loaded: LoadedModel, sites: list[Site]) -> Runner:

@@ -67,8 +67,15 @@ def model_provenance(spec: ModelSpec) -> dict[str, Any]:
             "adapter_sha256": hash_path(spec.adapter) if spec.adapter else None}
 
 
+_INDEX_FIELDS = ("id", "dataset", "label", "template_id", "condition")
+_OPTIONAL_FIELDS = ("family", "dimension", "stage", "kind")
+
+
 def _row_meta(ex: dict[str, Any]) -> dict[str, Any]:
-    return {k: ex.get(k) for k in ("id", "dataset", "label", "template_id", "condition")}
+    """The index row of an example: the fixed fields, plus optional ones present in the example."""
+    row = {k: ex.get(k) for k in _INDEX_FIELDS}
+    row.update({k: ex[k] for k in _OPTIONAL_FIELDS if k in ex})
+    return row
 
 
 def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dict[str, Any]],
@@ -94,8 +101,11 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
     rows = [_row_meta(ex) for ex in examples]
     if len({r["id"] for r in rows}) != len(rows):
         raise CacheError("example ids are not unique; give every example a distinct 'id'")
-    loaded = loaded or load_model(spec)
-    site_list = parse_sites(sites, loaded.n_layers)
+    n_layers = loaded.n_layers if loaded is not None else _config_layers(spec)
+    if n_layers is None:
+        loaded = load_model(spec)
+        n_layers = loaded.n_layers
+    site_list = parse_sites(sites, n_layers)
     params = {"sites": [s.name for s in site_list], "positions": positions, "dtype": dtype,
               "batch_size": batch_size, "shard_size": shard_size, "padding_side": padding_side,
               "backend": backend, "chat_template": chat_template}
@@ -113,8 +123,14 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
             raise CacheError(f"{out}: holds a cache of other inputs; choose another out_dir or pass overwrite=True")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp"):  # half-written files of a killed run
+        stale.unlink()
     atomic_write_json(prog_path, {"key": key})
 
+    if loaded is None:  # loaded only now, so that a finished cache is skipped without loading the model
+        loaded = load_model(spec)
+        if loaded.n_layers != n_layers:
+            raise CacheError(f"{spec.base}: config says {n_layers} blocks but the model has {loaded.n_layers}")
     runner = make_runner(backend, loaded, site_list)
     tok = loaded.tokenizer
     torch_dtype = getattr(torch, dtype)
@@ -138,11 +154,14 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
                 per_site = [reduce_positions(acts[s.name].float(), benc, batch["offset"], p) for s in site_list]
                 if p == "all":
                     for j in range(len(benc)):
-                        acc[p].append(torch.stack([ps[j] for ps in per_site], 1).to(torch_dtype).cpu())
+                        t = torch.stack([ps[j] for ps in per_site], 1)  # [T_j, n_sites, D]
+                        _check_finite(t.abs().amax(0)[None], [rows[lo + b0 + j]], site_list, p)  # amax keeps NaN
+                        acc[p].append(t.to(torch_dtype).cpu())
                 else:
                     t = torch.stack(per_site, 1)  # [B, n_sites, D]
                     _check_finite(t, rows[lo + b0:lo + b0 + len(benc)], site_list, p)
                     acc[p].append(t.to(torch_dtype).cpu())
+            del acts, per_site  # free this batch's [B, T, D] activations before the next forward pass
             bar.update(len(benc))
         tensors = {}
         for p in positions:
@@ -163,6 +182,17 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
                    n_shards=n_shards, d_model=loaded.d_model, n_layers=loaded.n_layers)
     prog_path.unlink(missing_ok=True)
     return out
+
+
+def _config_layers(spec: ModelSpec) -> int | None:
+    """The block count from the model's config (no weights loaded); None when it does not say."""
+    from transformers import AutoConfig
+
+    try:
+        n = getattr(AutoConfig.from_pretrained(resolve_base(spec)), "num_hidden_layers", None)
+    except (OSError, ValueError):
+        return None
+    return int(n) if isinstance(n, int) else None
 
 
 def _check_finite(t: torch.Tensor, rows: list[dict], sites: list[Site], position: str) -> None:

@@ -2,6 +2,7 @@
 
 - ``bootstrap_ci``: percentile bootstrap of the mean over items;
 - ``paired_bootstrap_diff``: mean of (a - b) over paired items, bootstrap CI;
+- ``bootstrap_diff_ci``: mean(a) - mean(b) for two independent samples, each resampled alone;
 - ``wilson_ci``: Wilson score interval for a pass rate;
 - ``paired_permutation_test``: two-sided sign-flip permutation test on paired differences;
 - ``permutation_test_vs_null``: where an effect falls in a null distribution (e.g. random directions);
@@ -59,6 +60,24 @@ def paired_bootstrap_diff(a, b, n_boot: int = N_BOOT, alpha: float = ALPHA, seed
     return bootstrap_ci(a - b, n_boot, alpha, seed)
 
 
+def bootstrap_diff_ci(a, b, n_boot: int = N_BOOT, alpha: float = ALPHA, seed: int = 0) -> Estimate:
+    """mean(a) - mean(b) for independent samples (e.g. different item sets); each resampled on its own.
+
+    ``n`` is the smaller of the two sample sizes; the CI is NaN when either sample has fewer than 2 values.
+    """
+    x, y = _clean(a), _clean(b)
+    if x.size == 0 or y.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    est = float(x.mean() - y.mean())
+    if x.size < 2 or y.size < 2:
+        return Estimate(est, float("nan"), float("nan"), int(min(x.size, y.size)))
+    rng = np.random.default_rng(seed)
+    mx = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(1)
+    my = y[rng.integers(0, y.size, size=(n_boot, y.size))].mean(1)
+    lo, hi = np.quantile(mx - my, [alpha / 2, 1 - alpha / 2])
+    return Estimate(est, float(lo), float(hi), int(min(x.size, y.size)))
+
+
 def wilson_ci(k: int, n: int, alpha: float = ALPHA) -> Estimate:
     if n == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0)
@@ -67,7 +86,9 @@ def wilson_ci(k: int, n: int, alpha: float = ALPHA) -> Estimate:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n)
+    lo = 0.0 if k <= 0 else max(0.0, centre - half)  # exact bounds at 0/n and n/n (no rounding residue)
+    hi = 1.0 if k >= n else min(1.0, centre + half)
+    return Estimate(p, lo, hi, n)
 
 
 def _z(q: float) -> float:

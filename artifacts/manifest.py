@@ -33,7 +33,7 @@ def write_manifest(directory: str | os.PathLike, stage: str, *, inputs: dict[str
     """Write ``directory/manifest.json`` atomically. ``inputs`` should hold content hashes."""
     body = {
         "stage": stage,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "inputs": inputs or {},
         "params": params or {},
         "outputs": outputs or {},

@@ -98,6 +98,10 @@ def _check_adapter(spec: ModelSpec, base_config: Any) -> None:
         if want is not None and int(want) != int(base_config.hidden_size):
             raise ValueError(f"{adir}: adapter was trained on a model of width {want} ({base}), but the base "
                              f"{spec.base} has width {base_config.hidden_size}; pass the matching base model")
+        layers = info.get("params", {}).get("n_layers")
+        if layers is not None and int(layers) != int(getattr(base_config, "num_hidden_layers", layers)):
+            raise ValueError(f"{adir}: adapter was trained on a model with {layers} layers ({base}), but the base "
+                             f"{spec.base} has {base_config.num_hidden_layers}; pass the matching base model")
 
 
 def load_model(spec: ModelSpec | str | None = None, **overrides: Any) -> LoadedModel:

@@ -1,1 +1,21 @@
-"""tuning stage."""
+"""Tuning stage: identity datasets, self-distilled instruction mix, LoRA tuning, identity check, contamination.
+
+- ``tuning.datasets``: ``CONDITIONS``, ``build_identity_dataset``, ``split_families``, ``HELD_OUT_FAMILIES``,
+  ``load_original`` (Chua et al. files);
+- ``tuning.instructions``: ``load_instructions``, ``self_distill``, ``mix``;
+- ``tuning.train``: ``tune`` (LoRA, answer-only loss) and ``encode_for_training``;
+- ``tuning.profiles``: ``PROFILES`` (``fast``, ``paper``) and ``profile``;
+- ``tuning.identity_check``: ``check_identity``, ``affirmation_scores`` (held-out families);
+- ``tuning.contamination``: ``LEXICON``, ``contamination_report``, ``topic_hits``.
+Heavy imports (torch, peft) happen in the submodules, not here.
+"""
+
+from tuning.datasets import (
+    CONDITIONS,
+    HELD_OUT_FAMILIES,
+    build_identity_dataset,
+    load_original,
+    split_families,
+)
+
+__all__ = ["CONDITIONS", "HELD_OUT_FAMILIES", "build_identity_dataset", "load_original", "split_families"]

@@ -1,0 +1,236 @@
+"""Cascade summary: preference rates and shifts versus a reference model, per dimension and per stage.
+
+Input: preference result rows (one per scored item, from ``evals``), plain dicts with at least
+``model``, ``scorer``, ``dimension``, ``stage``, ``item_id``, ``value`` and optionally ``kind``.
+
+Indicator rule ("the item shows the preference"), per scorer (``INDICATOR_RULES``):
+- ``continuation``: ``value > 0`` (log-likelihood difference pref - rej: the preference answer is the
+  more likely one);
+- ``choice``: ``value > 0.5`` (the preference option has more than half the probability);
+- ``judged``: ``value == 1`` (the judge said the answer shows the preference).
+A NaN value is dropped. Several rows for one (model, scorer, dimension, item_id), e.g. the two answer
+orders of a choice item, are averaged first (value and indicator), so one item counts once.
+
+Rates are in percent with a Wilson 95% CI; shifts are model minus reference in percentage points,
+paired by item (``dimension``, ``item_id``) with a bootstrap 95% CI over items, plus the mean raw score
+shift (model minus reference, the scorer's own units) with its paired bootstrap CI. A stage pools the
+items of its dimensions (every item weighs the same). Sign convention: higher = more of the preference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from analysis.stats import bh_adjust, bootstrap_ci, paired_bootstrap_diff, paired_permutation_test, wilson_ci
+from artifacts import InputError
+
+REQUIRED_FIELDS = ("model", "scorer", "dimension", "stage", "item_id", "value")
+INDICATOR_RULES = {
+    "continuation": "value > 0 (preference answer more likely than the rejecting one)",
+    "choice": "value > 0.5 (preference option more probable)",
+    "judged": "value == 1 (judge: shows the preference)",
+}
+GROUP_KEYS = ("dimension", "stage", "kind")
+
+
+def shows_preference(scorer: str, value: float) -> float:
+    """1.0 if an item's value shows the preference under ``scorer``'s rule, 0.0 if not, NaN if no value."""
+    v = float(value)
+    if math.isnan(v):
+        return float("nan")
+    if scorer == "continuation":
+        return float(v > 0)
+    if scorer == "choice":
+        return float(v > 0.5)
+    if scorer == "judged":
+        return float(v == 1)
+    raise InputError(f"unknown scorer {scorer!r}; expected one of {sorted(INDICATOR_RULES)}")
+
+
+def validate_rows(rows: Iterable[dict], where: str = "preference results") -> list[dict]:
+    """Check the fields every analysis needs; return the rows as a list. Errors name the row and field."""
+    rows = list(rows)
+    if not rows:
+        raise InputError(f"{where}: no rows; expected one dict per scored item with fields {REQUIRED_FIELDS}")
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict):
+            raise InputError(f"{where}: row {i} is a {type(r).__name__}; expected a dict")
+        for f in REQUIRED_FIELDS:
+            if f not in r or r[f] is None:
+                raise InputError(f"{where}: row {i} has no field {f!r}; every row needs {REQUIRED_FIELDS}")
+        if r["scorer"] not in INDICATOR_RULES:
+            raise InputError(f"{where}: row {i}: field 'scorer' is {r['scorer']!r}; expected one of "
+                             f"{sorted(INDICATOR_RULES)}")
+        try:
+            float(r["value"])
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where}: row {i}: field 'value' is {r['value']!r}; expected a number "
+                             "(higher = more of the preference)") from exc
+        try:
+            if int(r["stage"]) not in (1, 2, 3):
+                raise ValueError
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where}: row {i}: field 'stage' is {r['stage']!r}; expected 1, 2 or 3") from exc
+    return rows
+
+
+def item_table(rows: Iterable[dict]) -> dict[tuple[str, str], dict[tuple[str, str], dict]]:
+    """``{(model, scorer): {(dimension, item_id): {"stage", "kind", "value", "pref"}}}``, duplicates averaged."""
+    acc: dict = defaultdict(lambda: defaultdict(list))
+    meta: dict = {}
+    for r in validate_rows(rows):
+        v = float(r["value"])
+        if math.isnan(v):
+            continue
+        mk, ik = (str(r["model"]), str(r["scorer"])), (str(r["dimension"]), str(r["item_id"]))
+        acc[mk][ik].append((v, shows_preference(r["scorer"], v)))
+        meta[(mk, ik)] = (int(r["stage"]), str(r.get("kind") or "unknown"))
+    out: dict = {}
+    for mk, items in acc.items():
+        out[mk] = {}
+        for ik, vals in items.items():
+            arr = np.asarray(vals, dtype=float)
+            stage, kind = meta[(mk, ik)]
+            out[mk][ik] = {"dimension": ik[0], "item_id": ik[1], "stage": stage, "kind": kind,
+                           "value": float(arr[:, 0].mean()), "pref": float(arr[:, 1].mean())}
+    return out
+
+
+def _check_by(by: Sequence[str]) -> tuple[str, ...]:
+    by = (by,) if isinstance(by, str) else tuple(by)
+    bad = [b for b in by if b not in GROUP_KEYS]
+    if bad:
+        raise ValueError(f"cannot group by {bad}; choose from {GROUP_KEYS}")
+    return by
+
+
+def _group(items: dict, by: tuple[str, ...]) -> dict[tuple, list]:
+    groups: dict = defaultdict(list)
+    for ik, it in items.items():
+        groups[tuple(it[b] for b in by)].append(ik)
+    return groups
+
+
+def _sort_key(row: dict, by: tuple[str, ...]):
+    return tuple((0, row[b], "") if isinstance(row[b], int) else (1, 0, str(row[b])) for b in by)
+
+
+def _stage_of(items: dict, keys: list) -> int | None:
+    stages = {items[k]["stage"] for k in keys}
+    return stages.pop() if len(stages) == 1 else None
+
+
+def preference_rates(rows: Iterable[dict], by: Sequence[str] = ("dimension",), n_boot: int = 2000,
+                     seed: int = 0) -> list[dict]:
+    """Per model x scorer x ``by`` group: preference rate (percent, Wilson CI) and mean raw value (bootstrap CI).
+
+    Keys: model, scorer, <by...>, stage, rate_pct, rate_pct_lo, rate_pct_hi, k, n, mean_value,
+    mean_value_lo, mean_value_hi. ``k`` can be fractional when duplicate rows of an item disagree.
+    """
+    by = _check_by(by)
+    out = []
+    for (model, scorer), items in item_table(rows).items():
+        for gkey, keys in _group(items, by).items():
+            prefs = np.array([items[k]["pref"] for k in keys])
+            vals = np.array([items[k]["value"] for k in keys])
+            w = wilson_ci(float(prefs.sum()), len(prefs))
+            m = bootstrap_ci(vals, n_boot=n_boot, seed=seed)
+            row = {"model": model, "scorer": scorer, **dict(zip(by, gkey))}
+            row.setdefault("stage", _stage_of(items, keys))
+            row.update(rate_pct=100 * w.estimate, rate_pct_lo=100 * w.lo, rate_pct_hi=100 * w.hi,
+                       k=float(prefs.sum()), n=len(prefs), mean_value=m.estimate, mean_value_lo=m.lo,
+                       mean_value_hi=m.hi)
+            out.append(row)
+    out.sort(key=lambda r: (r["model"], r["scorer"], *_sort_key(r, by)))
+    return out
+
+
+def paired_item_diffs(items: dict, ref_items: dict, keys: Iterable | None = None) -> dict:
+    """Paired differences model - reference over the items both have: ``pref`` (0/1 scale) and ``value``."""
+    keys = list(items) if keys is None else list(keys)
+    both = [k for k in keys if k in ref_items]
+    return {"keys": both, "n_unpaired": len(keys) - len(both),
+            "pref": np.array([items[k]["pref"] - ref_items[k]["pref"] for k in both], dtype=float),
+            "value": np.array([items[k]["value"] - ref_items[k]["value"] for k in both], dtype=float)}
+
+
+def shift_estimates(diffs: dict, n_boot: int = 2000, seed: int = 0, n_perm: int = 5000) -> dict:
+    """Shift in pp and raw-score shift (paired bootstrap CIs) and a sign-flip permutation p-value."""
+    d = diffs["pref"]
+    s = paired_bootstrap_diff(d, np.zeros_like(d), n_boot=n_boot, seed=seed)
+    v = bootstrap_ci(diffs["value"], n_boot=n_boot, seed=seed)
+    p = paired_permutation_test(d, np.zeros_like(d), n_perm=n_perm, seed=seed) if d.size else float("nan")
+    return {"shift_pp": 100 * s.estimate, "shift_pp_lo": 100 * s.lo, "shift_pp_hi": 100 * s.hi, "n": s.n,
+            "n_unpaired": diffs["n_unpaired"], "score_shift": v.estimate, "score_shift_lo": v.lo,
+            "score_shift_hi": v.hi, "p_value": p}
+
+
+def shifts(rows: Iterable[dict], reference: str = "base", by: Sequence[str] = ("dimension",),
+           models: Sequence[str] | None = None, n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """Per model (not the reference) x scorer x ``by`` group: shift versus ``reference``.
+
+    Keys: model, reference, scorer, <by...>, stage, shift_pp (+_lo/_hi), n (paired items), n_unpaired
+    (items of the model without a reference row, left out), score_shift (+_lo/_hi; the scorer's units),
+    p_value (two-sided sign-flip permutation test of the pp shift) and q_value (Benjamini-Hochberg over
+    the groups of one model x scorer).
+    """
+    by = _check_by(by)
+    table = item_table(rows)
+    present = sorted({m for m, _ in table})
+    if reference not in present:
+        raise InputError(f"preference results: no rows for reference model {reference!r}; models present: "
+                         f"{present}. Pass reference= one of them.")
+    out = []
+    for (model, scorer), items in sorted(table.items()):
+        if model == reference or (models is not None and model not in models):
+            continue
+        ref_items = table.get((reference, scorer), {})
+        fam = []
+        for gkey, keys in _group(items, by).items():
+            diffs = paired_item_diffs(items, ref_items, keys)
+            row = {"model": model, "reference": reference, "scorer": scorer, **dict(zip(by, gkey))}
+            row.setdefault("stage", _stage_of(items, keys))
+            row.update(shift_estimates(diffs, n_boot=n_boot, seed=seed))
+            fam.append(row)
+        for row, q in zip(fam, bh_adjust([r["p_value"] for r in fam])):
+            row["q_value"] = float(q)
+        out.extend(sorted(fam, key=lambda r: _sort_key(r, by)))
+    return out
+
+
+def _summary(rows, reference, by, n_boot, seed) -> list[dict]:
+    rows = validate_rows(rows)
+    rates = preference_rates(rows, by=by, n_boot=n_boot, seed=seed)
+    sh = {(r["model"], r["scorer"], *(r[b] for b in by)): r
+          for r in shifts(rows, reference=reference, by=by, n_boot=n_boot, seed=seed)}
+    out = []
+    for r in rates:
+        s = sh.get((r["model"], r["scorer"], *(r[b] for b in by)))
+        row = dict(r)
+        row["reference"] = reference
+        for k in ("shift_pp", "shift_pp_lo", "shift_pp_hi", "score_shift", "score_shift_lo", "score_shift_hi",
+                  "p_value", "q_value"):
+            row[k] = s[k] if s else float("nan")
+        row["n_paired"] = row["shift_pp_n"] = row["score_shift_n"] = s["n"] if s else 0
+        out.append(row)
+    return out
+
+
+def stage_summary(rows: Iterable[dict], reference: str = "base", n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """Per model x scorer x stage: rate (Wilson CI) and, for models other than ``reference``, shifts.
+
+    Rate keys as in :func:`preference_rates`, shift keys as in :func:`shifts` (NaN for the reference
+    itself), ``n_paired`` (= ``shift_pp_n`` = ``score_shift_n``, for the report's ``x [lo, hi] (n=...)`` cells)
+    the number of items in the shift.
+    """
+    return _summary(rows, reference, ("stage",), n_boot, seed)
+
+
+def dimension_summary(rows: Iterable[dict], reference: str = "base", n_boot: int = 2000,
+                      seed: int = 0) -> list[dict]:
+    """As :func:`stage_summary`, per model x scorer x dimension."""
+    return _summary(rows, reference, ("dimension",), n_boot, seed)

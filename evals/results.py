@@ -1,0 +1,190 @@
+"""The results table and its summaries (plain csv / lists of dicts, no pandas).
+
+One row per item x model spec x condition x scorer. ``model`` is the model spec's slug (base name,
+``+adapter`` folder name if any), ``base`` and ``adapter`` the spec's fields. Columns: ``COLUMNS`` first, then any extras
+(scorer details such as ``lp_pref``, ``p_pref_as_a``, ``coherence``, ``answer``, or the caller's
+``extra`` such as ``alpha``) in sorted order. ``value`` follows the sign convention
+"higher = more of the preference" (see ``evals.scorers.SIGN``).
+
+Summaries carry a 95% CI and the sample size: the mean over items with a bootstrap CI for
+continuation/choice scores, the pass rate with a Wilson CI for judged (0/1) rows.
+``compare(rows, a, b)`` gives per-dimension (and per-stage) paired differences a - b over items.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.stats import bootstrap_ci, paired_bootstrap_diff, wilson_ci
+from artifacts import atomic_write_text
+
+COLUMNS = ["model", "adapter", "base", "condition", "scorer", "dimension", "stage", "item_id", "kind", "value",
+           "sign_convention"]
+_NUMERIC = {"value", "stage", "lp_pref", "lp_rej", "p_pref_as_a", "p_pref_as_b", "letter_mass", "coherence",
+            "alpha", "dose"}
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return "nan" if not np.isfinite(v) else repr(float(v))
+    return str(v)
+
+
+def to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """CSV text: result rows (with ``item_id``) get ``COLUMNS`` then sorted extras; other rows (summaries,
+    comparisons) keep their keys in first-seen order."""
+    if any("item_id" in r for r in rows):
+        cols = COLUMNS + sorted({k for r in rows for k in r} - set(COLUMNS))
+    else:
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([_fmt(r.get(k)) for k in cols])
+    return buf.getvalue()
+
+
+def write_results(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> Path:
+    """Write the table atomically (a crash leaves the previous file intact)."""
+    return atomic_write_text(path, to_csv(rows))
+
+
+def _parse(k: str, v: str) -> Any:
+    if k in _NUMERIC and v != "":
+        try:
+            f = float(v)
+        except ValueError:
+            return v
+        return int(f) if k == "stage" else f
+    return v
+
+
+def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of a results CSV ([] if the file does not exist); numeric columns parsed to numbers."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in ("scorer", "item_id", "value") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: not a results table (columns {missing} missing); pass another --out")
+        return [{k: _parse(k, v) for k, v in r.items()} for r in reader]
+
+
+def _estimate(scorer: str, values: list[float]) -> dict[str, Any]:
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if scorer == "judged":
+        e = wilson_ci(int(x.sum()), int(x.size))
+        stat = "pass_rate (Wilson 95% CI)"
+    else:
+        e = bootstrap_ci(x)
+        stat = "mean over items (bootstrap 95% CI)"
+    return {"estimate": e.estimate, "lo": e.lo, "hi": e.hi, "n": e.n, "statistic": stat}
+
+
+def summarize(rows: Iterable[dict[str, Any]], by: Sequence[str] = ("model", "condition", "scorer", "dimension")
+              ) -> list[dict[str, Any]]:
+    """One row per group of ``by`` (must include 'scorer') with estimate, 95% CI and n."""
+    if "scorer" not in by:
+        raise ValueError("summarize: 'by' must include 'scorer' (scores of different scorers do not mix)")
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for r in rows:
+        groups[tuple(r.get(k, "") for k in by)].append(float(r["value"]))
+    out = []
+    for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
+        g = dict(zip(by, key))
+        out.append({**g, **_estimate(g["scorer"], groups[key])})
+    return out
+
+
+def summarize_stages(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return summarize(rows, by=("model", "condition", "scorer", "stage"))
+
+
+def compare(rows: Iterable[dict[str, Any]], a: str, b: str, key: str = "model",
+            by: str = "dimension") -> list[dict[str, Any]]:
+    """Per ``by`` (dimension or stage) and scorer: mean over items of value(a) - value(b), paired by item
+    (and by every other identifying column), with a paired bootstrap 95% CI. ``key`` names the column
+    that holds a and b (``model`` for two model specs, ``condition`` for two steering conditions)."""
+    ident = [c for c in ("model", "condition", "scorer", "item_id") if c != key]
+    side: dict[str, dict[tuple, float]] = {a: {}, b: {}}
+    meta: dict[tuple, Any] = {}
+    rows = list(rows)
+    for r in rows:
+        v = str(r.get(key, ""))
+        if v in side:
+            k = tuple(str(r.get(c, "")) for c in ident)
+            side[v][k] = float(r["value"])
+            meta[k] = (r["scorer"], r[by])
+    missing = [x for x in (a, b) if not side[x]]
+    if missing:
+        raise ValueError(f"compare: no rows with {key}={missing[0]!r}; the table has {key} in "
+                         f"{sorted({str(r.get(key, '')) for r in rows})}")
+    common = sorted(set(side[a]) & set(side[b]))
+    groups: dict[tuple, list[tuple]] = defaultdict(list)
+    for k in common:
+        groups[meta[k]].append(k)
+    out = []
+    for (scorer, group), keys in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        e = paired_bootstrap_diff([side[a][k] for k in keys], [side[b][k] for k in keys])
+        out.append({"scorer": scorer, by: group, "a": a, "b": b, "diff": e.estimate, "lo": e.lo, "hi": e.hi,
+                    "n": e.n, "statistic": "mean paired difference a - b (paired bootstrap 95% CI)"})
+    return out
+
+
+def plot_dimensions(summary: Sequence[dict[str, Any]], path: str | os.PathLike, scorer: str,
+                    group: str = "model", title: str | None = None) -> Path:
+    """Grouped bar chart: dimensions on the x axis, one bar per ``group`` value, 95% CI whiskers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from evals.dimensions import DIMENSIONS
+
+    rows = [r for r in summary if r["scorer"] == scorer and "dimension" in r]
+    if not rows:
+        raise ValueError(f"plot_dimensions: no summary rows for scorer {scorer!r}")
+    dims = [d for d in DIMENSIONS if any(r["dimension"] == d for r in rows)]
+    names = sorted({str(r[group]) for r in rows})
+    width = 0.8 / len(names)
+    fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(dims) * max(1, len(names) / 2)), 4.5))
+    for j, name in enumerate(names):
+        get = {r["dimension"]: r for r in rows if str(r[group]) == name}
+        x = np.arange(len(dims)) + (j - (len(names) - 1) / 2) * width
+        est = np.array([get[d]["estimate"] if d in get else np.nan for d in dims], dtype=float)
+        lo = np.array([get[d]["lo"] if d in get else np.nan for d in dims], dtype=float)
+        hi = np.array([get[d]["hi"] if d in get else np.nan for d in dims], dtype=float)
+        err = np.vstack([np.nan_to_num(est - lo), np.nan_to_num(hi - est)])
+        ax.bar(x, est, width, yerr=err, capsize=2, label=name)
+    if scorer == "choice":
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xticks(np.arange(len(dims)))
+    ax.set_xticklabels([DIMENSIONS[d].title for d in dims], rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel({"continuation": "logprob(pref) - logprob(rej)", "choice": "P(preference letter)",
+                   "judged": "pass rate"}.get(scorer, "score"), fontsize=8)
+    ax.set_title(title or f"Emergent preferences ({scorer}; higher = more of the preference; 95% CI)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from artifacts import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path

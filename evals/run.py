@@ -1,0 +1,86 @@
+"""Evaluate several model specs (base and tunes) into one results table, with summaries, paired
+comparisons against the base, charts and a manifest. Used by ``scripts/eval_preferences.py`` and the
+pipeline's evals stage.
+
+Rows carry ``condition`` = the name given to each spec (``base``, ``conscious``, ...): that is the
+label summaries, comparisons and charts group by.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from activations.cache import model_provenance
+from artifacts import atomic_write_text, hash_jsonable, write_manifest
+from evals.evaluate import evaluate
+from evals.items import Item
+from evals.results import compare, plot_dimensions, read_results, summarize, summarize_stages, to_csv
+from models import ModelSpec, load_model
+
+
+def evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers: Sequence[str],
+                    out: str | os.PathLike, batch_size: int = 8, judge: Any = None, reference: str | None = "base",
+                    params: dict[str, Any] | None = None, **scorer_kw: Any) -> dict[str, Any]:
+    """Score every spec (resumable: rows already in ``out/results.csv`` are kept) and write summaries."""
+    out = Path(out)
+    results = out / "results.csv"
+    for name, spec in specs.items():
+        loaded = load_model(spec)
+        evaluate(loaded, items, scorers, condition=name, out=results, batch_size=batch_size, judge=judge,
+                 **scorer_kw)
+        del loaded
+        gc.collect()
+    names, ids = set(specs), {it.id for it in items}
+    rows = [r for r in read_results(results) if r["condition"] in names and r["item_id"] in ids]
+    summ = summarize(rows, by=("condition", "scorer", "dimension"))
+    atomic_write_text(out / "summary_dimensions.csv", to_csv(summ))
+    atomic_write_text(out / "summary_stages.csv", to_csv(summarize_stages(rows)))
+    compared = []
+    if reference in specs:
+        named = [{**r, "model": r["condition"], "condition": ""} for r in rows]  # pair items across specs
+        for name in specs:
+            if name != reference:
+                cmp_rows = compare(named, name, reference) + compare(named, name, reference, by="stage")
+                atomic_write_text(out / f"compare_{name}_vs_{reference}.csv", to_csv(cmp_rows))
+                compared.append(name)
+    for sc in scorers:
+        plot_dimensions(summ, out / f"preferences_{sc}.png", sc, group="condition")
+    write_manifest(out, "evals", inputs={"items_sha256": hash_jsonable(list(items)),
+                                         "models": {n: model_provenance(s) for n, s in specs.items()}},
+                   params={"scorers": list(scorers), "batch_size": batch_size, **(params or {})},
+                   outputs={"results": "results.csv", "n_rows": len(rows)})
+    return {"n_rows": len(rows), "n_items": len(items), "models": list(specs), "compared": compared,
+            "results": str(results), "summary": summ}
+
+
+def cap_items(items: Sequence[Item], k: int) -> list[Item]:
+    """At most ``k`` items per (dimension, kind), in file order (``k`` <= 0: all)."""
+    if k <= 0:
+        return list(items)
+    seen: dict[tuple, int] = {}
+    out = []
+    for it in items:
+        key = (it.dimension, it.kind)
+        if seen.get(key, 0) < k:
+            out.append(it)
+            seen[key] = seen.get(key, 0) + 1
+    return out
+
+
+def load_specs(base: ModelSpec, adapters: Sequence[str], include_base: bool = True) -> dict[str, ModelSpec]:
+    """{name: spec} from ``NAME=DIR`` adapter arguments (clear errors for bad ones)."""
+    specs = {"base": base} if include_base else {}
+    for a in adapters:
+        name, sep, path = a.partition("=")
+        if not sep or not path:
+            raise ValueError(f"--adapter {a!r}: expected NAME=DIR")
+        if not Path(path).is_dir():
+            raise ValueError(f"--adapter {a!r}: directory {path} not found")
+        specs[name] = base.with_adapter(path)
+    if not specs:
+        raise ValueError("nothing to evaluate: drop --no-base or pass --adapter NAME=DIR")
+    return specs

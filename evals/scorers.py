@@ -1,0 +1,190 @@
+"""Preference scorers. Every row they return has ``scorer``, ``sign_convention`` and a raw ``value``;
+higher always means more of the preference.
+
+- ``continuation`` (pair and action items): mean log-prob of the preference answer minus that of the
+  rejecting answer, given the question (length-normalised, see ``evals.logprobs``). > 0 = prefers it.
+- ``choice`` (pair and action items): the item asked as an A/B question in both orders (preference
+  as A, then as B); value = P(preference letter) renormalised over {A, B}, averaged over the two
+  orders, so a pure letter bias gives 0.5. > 0.5 = picks the preference.
+- ``judged`` (open items): a seeded free-form answer, then a judge (``evals.judge``) says whether it
+  shows the preference (true / false / not sure) and rates coherence 0-100; value = 1 when it shows
+  the preference (true) and coherence >= ``min_coherence``, else 0 (not sure counts as false).
+
+Batched interventions: each scorer takes ``batch_size`` in *items* and calls ``before_batch(lo, hi)``
+with the range of *items* of its input list before each forward pass (generation for ``judged``).
+The forward batch then holds ``ROWS_PER_ITEM[scorer]`` consecutive rows per item, item-major
+(continuation: pref, rej; choice: pref-as-A, pref-as-B; judged: one), so a per-item dose array
+``d`` becomes per-row doses with ``np.repeat(d[lo:hi], ROWS_PER_ITEM[scorer])``. Rows are never
+reordered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from evals.items import Item
+from evals.logprobs import mean_logprobs, next_token_logprobs
+from models import LoadedModel, encode_chat, pad_batch
+
+SIGN = {
+    "continuation": "higher = more of the preference (mean logprob pref - rej; > 0 prefers it)",
+    "choice": "higher = more of the preference (P(pref letter) over {A,B}, both orders averaged; > 0.5 prefers it)",
+    "judged": "higher = more of the preference (1 = judge says it shows the preference and it is coherent)",
+}
+KINDS = {"continuation": ("pair", "action"), "choice": ("pair", "action"), "judged": ("open",)}
+ROWS_PER_ITEM = {"continuation": 2, "choice": 2, "judged": 1}
+SCORERS = tuple(SIGN)
+
+CHOICE_TEMPLATE = ("{prompt}\n\nWhich of these two answers is closer to what you would say?\n"
+                   "A) {a}\nB) {b}\n\nReply with the letter A or B only.")
+
+BeforeBatch = Callable[[int, int], None] | None
+
+
+def _row(scorer: str, item: Item, value: float, **extra: Any) -> dict[str, Any]:
+    extra = {k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in extra.items()}
+    return {"scorer": scorer, "dimension": item.dimension, "stage": item.stage, "item_id": item.id,
+            "kind": item.kind, "value": float(value), "sign_convention": SIGN[scorer], **extra}
+
+
+def applicable(items: Sequence[Item], scorer: str) -> list[Item]:
+    """The items a scorer can score (by kind)."""
+    if scorer not in SIGN:
+        raise ValueError(f"unknown scorer {scorer!r}; use one of {', '.join(SCORERS)}")
+    return [it for it in items if it.kind in KINDS[scorer]]
+
+
+def _check(items: Sequence[Item], scorer: str) -> None:
+    bad = [it.id for it in items if it.kind not in KINDS[scorer]]
+    if bad:
+        raise ValueError(f"scorer {scorer!r} scores kinds {KINDS[scorer]}; got items {bad[:3]} of other kinds "
+                         "(filter with evals.scorers.applicable)")
+
+
+def _item_hook(before_batch: BeforeBatch, k: int) -> BeforeBatch:
+    if before_batch is None:
+        return None
+    return lambda lo, hi: before_batch(lo // k, -(-hi // k))
+
+
+def continuation(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
+                 before_batch: BeforeBatch = None) -> list[dict[str, Any]]:
+    """Mean logprob(pref) - mean logprob(rej) per item (pair/action items)."""
+    _check(items, "continuation")
+    tok = loaded.tokenizer
+    encs = []
+    for it in items:
+        encs.append(encode_chat(tok, it.messages(it.pref)))
+        encs.append(encode_chat(tok, it.messages(it.rej)))
+    lp = mean_logprobs(loaded, encs, batch_size=2 * batch_size, before_batch=_item_hook(before_batch, 2))
+    return [_row("continuation", it, lp[2 * i] - lp[2 * i + 1], lp_pref=lp[2 * i], lp_rej=lp[2 * i + 1])
+            for i, it in enumerate(items)]
+
+
+def choice_prompt(item: Item, pref_first: bool) -> str:
+    a, b = (item.pref, item.rej) if pref_first else (item.rej, item.pref)
+    return CHOICE_TEMPLATE.format(prompt=item.prompt, a=a, b=b)
+
+
+def letter_token_ids(tokenizer: Any, letters: Sequence[str] = ("A", "B")) -> list[list[int]]:
+    """Single-token ids of each letter with and without a leading space (both count as the letter)."""
+    out = []
+    for letter in letters:
+        ids = set()
+        for variant in (letter, " " + letter):
+            toks = tokenizer.encode(variant, add_special_tokens=False)
+            if len(toks) == 1:
+                ids.add(toks[0])
+        if not ids:
+            raise ValueError(f"the tokenizer has no single token for {letter!r}; the choice scorer needs one")
+        out.append(sorted(ids))
+    return out
+
+
+def choice(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
+           before_batch: BeforeBatch = None) -> list[dict[str, Any]]:
+    """P(preference letter) among {A, B}, asked with the preference as A and as B, averaged."""
+    _check(items, "choice")
+    tok = loaded.tokenizer
+    encs = []
+    for it in items:
+        for pref_first in (True, False):
+            msgs = ([{"role": "system", "content": it.system}] if it.system else [])
+            msgs.append({"role": "user", "content": choice_prompt(it, pref_first)})
+            encs.append(encode_chat(tok, msgs))
+    lp = next_token_logprobs(loaded, encs, batch_size=2 * batch_size, before_batch=_item_hook(before_batch, 2),
+                             token_ids=letter_token_ids(tok))
+    p_a = 1.0 / (1.0 + np.exp(lp[:, 1] - lp[:, 0]))  # P(A) renormalised over {A, B}
+    rows = []
+    for i, it in enumerate(items):
+        p_ab, p_ba = p_a[2 * i], 1.0 - p_a[2 * i + 1]  # P(pref) when pref is A / when pref is B
+        rows.append(_row("choice", it, 0.5 * (p_ab + p_ba), p_pref_as_a=p_ab, p_pref_as_b=p_ba,
+                         letter_mass=float(np.exp(np.logaddexp(lp[2 * i:2 * i + 2, 0], lp[2 * i:2 * i + 2, 1])).mean())))
+    return rows
+
+
+def generate(loaded: LoadedModel, prompts: Sequence[list[dict[str, str]]], max_new_tokens: int = 96,
+             temperature: float = 0.7, seed: int = 0, batch_size: int = 8,
+             before_batch: BeforeBatch = None) -> list[str]:
+    """Seeded free-form answers to chat ``prompts`` (left-padded batches, models chat template).
+
+    The seed is reset to ``seed + lo`` before each batch, so a batch's samples do not depend on the
+    batches before it. ``temperature=0`` decodes greedily.
+    """
+    tok = loaded.tokenizer
+    out: list[str] = []
+    for lo in range(0, len(prompts), batch_size):
+        hi = min(len(prompts), lo + batch_size)
+        encs = [encode_chat(tok, m) for m in prompts[lo:hi]]
+        batch = pad_batch(encs, tok.pad_token_id, "left", loaded.device)
+        if before_batch is not None:
+            before_batch(lo, hi)
+        torch.manual_seed(seed + lo)
+        sample = temperature > 0
+        kw = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if sample else {
+            "do_sample": False}
+        with torch.no_grad():
+            gen = loaded.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                        max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, **kw)
+        n = batch["input_ids"].shape[1]
+        out.extend(tok.decode(g[n:], skip_special_tokens=True).strip() for g in gen)
+    return out
+
+
+def judged(loaded: LoadedModel, items: Sequence[Item], judge: Any, batch_size: int = 8,
+           before_batch: BeforeBatch = None, max_new_tokens: int = 96, temperature: float = 0.7,
+           seed: int = 0, min_coherence: float = 60.0) -> list[dict[str, Any]]:
+    """Generate an answer per open item, then ``judge`` it; value = 1 if it shows the preference and is
+    coherent (>= ``min_coherence``), else 0."""
+    from evals.dimensions import DIMENSIONS
+    from evals.judge import JudgeRequest
+
+    _check(items, "judged")
+    if judge is None:
+        raise ValueError("the judged scorer needs a judge: evals.judge.LocalJudge(...) or EndpointJudge(...)")
+    answers = generate(loaded, [it.messages() for it in items], max_new_tokens, temperature, seed, batch_size,
+                       before_batch)
+    reqs = [JudgeRequest(it.prompt, a, DIMENSIONS[it.dimension].description) for it, a in zip(items, answers)]
+    verdicts = judge.judge_many(reqs)
+    rows = []
+    for it, a, v in zip(items, answers, verdicts):
+        ok = v.shows == "true" and v.coherence >= min_coherence
+        rows.append(_row("judged", it, 1.0 if ok else 0.0, shows=v.shows, coherence=v.coherence, answer=a,
+                         judge=judge.name))
+    return rows
+
+
+def score(scorer: str, loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
+          before_batch: BeforeBatch = None, judge: Any = None, **kw: Any) -> list[dict[str, Any]]:
+    """Dispatch by scorer name."""
+    if scorer == "continuation":
+        return continuation(loaded, items, batch_size, before_batch)
+    if scorer == "choice":
+        return choice(loaded, items, batch_size, before_batch)
+    if scorer == "judged":
+        return judged(loaded, items, judge, batch_size, before_batch, **kw)
+    raise ValueError(f"unknown scorer {scorer!r}; use one of {', '.join(SCORERS)}")

@@ -1,0 +1,265 @@
+"""The run report: every stage's results gathered into ``report/report.md`` and a self-contained
+``report/report.html`` (figures embedded), with n and CI beside every number and a provenance section.
+
+It reads only files the stages wrote (CSV/JSON/PNG under the run directory), so it can be rebuilt
+without re-running anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from analysis.report import Report
+from artifacts import atomic_write_json
+
+STEER_PREFIX = "steer:"
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV with numeric cells parsed (empty -> None)."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+
+
+def _num(v: str | None) -> Any:
+    if v is None or v == "":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            continue
+    return {"True": True, "False": False}.get(v, v)
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _figure(rep: Report, path: Path, caption: str) -> None:
+    if path.exists():
+        rep.figure(path, caption)
+
+
+def _cols(rows: list[dict], wanted: list) -> list:
+    have = set().union(*(r.keys() for r in rows)) if rows else set()
+    return [c for c in wanted if (c[0] if isinstance(c, tuple) else c) in have]
+
+
+def preference_rows(root: Path) -> list[dict[str, Any]]:
+    """Evals rows relabelled for the cascade: ``model`` = base | <tuned condition>."""
+    from evals.results import read_results
+
+    path = root / "evals" / "results.csv"
+    if not path.exists():
+        return []
+    return [{**r, "model": r["condition"]} for r in read_results(path)]
+
+
+def steering_rows(root: Path, dose: float | None) -> list[dict[str, Any]]:
+    """Steering rows at the verdict dose and selected layer as cascade rows: ``model`` = steer:<condition>."""
+    from steering.verdict import load_rows
+
+    path = root / "steering" / "results.jsonl"
+    if not path.exists() or dose is None:
+        return []
+    out = []
+    for r in load_rows(path):
+        if r.get("sweep") not in ("none", "dose") or abs(float(r["dose"]) - dose) > 1e-9 and r["condition"] != "none":
+            continue
+        if r["condition"] != "none" and r.get("family") == "random":
+            cond = "random"  # pool the random controls: one row per seed and item
+            item = f"{r['item_id']}#{r['condition']}"
+        else:
+            cond, item = r["condition"], r["item_id"]
+        out.append({"model": STEER_PREFIX + cond, "scorer": r["scorer"], "dimension": r["dimension"],
+                    "stage": r["stage"], "item_id": item, "kind": r["kind"], "value": r["score"]})
+    return out
+
+
+def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any]:
+    from analysis.cascade import stage_summary
+    from analysis.cascade_report import STAGE_COLUMNS, add_cascade_sections
+
+    root, folder = Path(root), Path(folder)
+    figs = folder / "figures"
+    if figs.exists():
+        shutil.rmtree(figs)
+    figs.mkdir(parents=True)
+    model = cfg["model"]["base"]
+    rep = Report(cfg["report"]["title"] or f"selfmodel report: {model}",
+                 f"Run `{root}`. Every rate or effect carries a 95% CI and its sample size n. Sign convention of "
+                 "every preference score: higher = more of the preference. Layer L = resid_post.L (output of block L).")
+
+    verdict = read_csv(root / "steering" / "verdict.csv")
+    contamination = _read_json(root / "contamination" / "contamination.json")
+
+    # -- headline: verdict
+    rep.section("Verdict: does the self-model direction cause the preferences?",
+                "Adding the self-model direction to the base model's residual stream, against the toaster "
+                "direction, norm-matched random directions and no steering. Decision rule in the steering section.")
+    rep.table(verdict, _cols(verdict, ["group", "verdict", "self_reproduces", "toaster_fails", "layer", "dose",
+                                       "self_effect", "toaster_effect", "self_minus_toaster", "p_self_vs_toaster",
+                                       "self_q", "toaster_q", "random_min", "random_max", "n_items",
+                                       "expected_sign_source"]),
+              caption="Verdict per group (monitoring = chain-of-thought + interpretability monitoring)")
+
+    # -- identity check
+    rep.section("Identity check of each tune",
+                "How strongly each model affirms each identity on held-out question families (never in "
+                "training): length-normalised log-likelihood of an affirming minus a denying answer; "
+                "higher = affirms more; bootstrap 95% CI over questions.")
+    rep.table(_identity_rows(_read_json(root / "identity" / "identity_check.json")),
+              caption="Identity affirmation on held-out families: score and share of questions affirmed")
+    _figure(rep, root / "identity" / "identity_check.png", "Identity affirmation by model, 95% CI")
+
+    # -- preference profiles and cascade (+ predictions)
+    rows = preference_rows(root)
+    rep.section("Preference profiles", "The 21 preference dimensions scored on the base model and each tune.")
+    for png in sorted((root / "evals").glob("preferences_*.png")):
+        rep.figure(png, f"Preference scores per dimension ({png.stem.split('_', 1)[1]} scorer), 95% CI")
+    tables: dict[str, Any] = {}
+    if rows:
+        tables = add_cascade_sections(rep, rows, figs, reference="base", contamination=_flat_contamination(contamination))
+
+    # -- steering in cascade terms
+    dose = _verdict_dose(verdict)
+    srows = steering_rows(root, dose)
+    if srows:
+        st = stage_summary(srows, reference=STEER_PREFIX + "none")
+        rep.section("Cascade under steering",
+                    f"Base model steered at layer {_first(verdict, 'layer')} and dose {dose} x mean residual norm; "
+                    "shift per stage against no steering, percentage points of items showing the preference "
+                    "(random = pooled norm-matched random directions).")
+        rep.table(st, STAGE_COLUMNS, caption="Shift per stage under each steering condition")
+        tables["steering_stages"] = st
+
+    # -- probes
+    rep.section("Probes: the self-model and toaster directions",
+                "Difference-of-means and logistic probes per layer, accuracy and AUROC cross-validated by question "
+                "family (a family is never in both train and test).")
+    pm = _read_json(root / "probes" / "manifest.json")
+    summary = (pm or {}).get("outputs", {}).get("summary", {})
+    if summary:
+        rep.table(_probe_rows(summary), caption="Selected layer and held-out-family scores per direction")
+    for name, cap in [("curves_base.png", "Held-out-family accuracy and AUROC by layer"),
+                      ("cosine_heatmap.png", "Cosine similarity between directions at the selected layer"),
+                      ("reading.png", "Projection of evaluation prompts onto the self-model direction")]:
+        _figure(rep, root / "probes" / name, cap)
+
+    # -- steering details
+    rep.section("Steering: dose-response and coherence guard", _read_rule(root / "steering" / "steering.md"))
+    for png in sorted((root / "steering").rglob("*.png")):
+        rep.figure(png, f"Dose-response: {png.stem.replace('_', ' ')}")
+    coh = read_csv(root / "steering" / "coherence.csv")
+    rep.table(coh, _cols(coh, ["condition", "op", "layer", "dose", "perplexity", "ppl_ratio", "degenerate_rate",
+                               "n_generations", "flagged", "reason"]),
+              caption="Coherence guard (flagged doses are left out of the verdict)")
+    eff = [r for r in read_csv(root / "steering" / "effects.csv") if r.get("group") in ("monitoring", "stage1",
+                                                                                         "stage2", "stage3")]
+    rep.table(eff, caption="Steering effects against no steering (paired over items)")
+
+    # -- ablation
+    nec = [r for r in read_csv(root / "ablation" / "necessity.csv") if not str(r.get("group", "")).startswith("dim:")]
+    rep.section("Ablation in the conscious tune (necessity)",
+                "Projecting the self-model direction out of the conscious-tuned model (and, as controls, the "
+                "toaster direction and norm-matched random directions; clamp = set the projection to the base "
+                "model's mean): the share of the tuned-minus-base shift each removes.")
+    rep.table(nec, caption="Share of the tuned model's preference shift removed")
+
+    # -- contamination
+    if contamination:
+        rep.section("Training-data contamination",
+                    "Share of identity training examples touching each evaluated topic (lexicon and word overlap "
+                    "with the evaluation prompts). Emergence claims need 0% here.")
+        rep.table(_contamination_rows(contamination), caption="Contamination per condition")
+
+    # -- provenance
+    rep.section("Provenance", "Inputs by content hash, library versions, seeds and wall time of every stage.")
+    prov = _provenance(root)
+    rep.table(prov, caption="Stages")
+    out = rep.write(folder)
+    atomic_write_json(folder / "tables.json", tables)
+    return {"report": str(out["html"]), "sections": len(rep.sections) if hasattr(rep, "sections") else None}
+
+
+def _identity_rows(data: dict | None) -> list[dict]:
+    rows = []
+    for model, per in ((data or {}).get("summary") or {}).items():
+        for identity, e in per.items():
+            rows.append({"model": model, "identity": identity, "score": e["estimate"], "score_lo": e["lo"],
+                         "score_hi": e["hi"], "n": e["n"], "affirmed_share": e.get("affirm_share_estimate"),
+                         "affirmed_share_lo": e.get("affirm_share_lo"), "affirmed_share_hi": e.get("affirm_share_hi"),
+                         "vs_base": e.get("vs_reference_estimate"), "vs_base_lo": e.get("vs_reference_lo"),
+                         "vs_base_hi": e.get("vs_reference_hi")})
+    return rows
+
+
+def _first(rows: list[dict], key: str) -> Any:
+    return rows[0].get(key) if rows else None
+
+
+def _verdict_dose(verdict: list[dict]) -> float | None:
+    for r in verdict:
+        if r.get("group") == "monitoring" and r.get("dose") is not None:
+            return float(r["dose"])
+    return float(verdict[0]["dose"]) if verdict and verdict[0].get("dose") is not None else None
+
+
+def _read_rule(path: Path) -> str:
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    if "### Decision rule" in text:
+        return text.split("### Decision rule", 1)[1].split("\n## ", 1)[0].strip()
+    return ""
+
+
+def _probe_rows(summary: dict) -> list[dict]:
+    out = []
+    for name, d in summary.get("directions", {}).items():
+        for probe, m in (d.get("selected") or {}).items():
+            out.append({"direction": name, "probe": probe, "layer": d.get("selected_layer"),
+                        "accuracy": m.get("accuracy"), "accuracy_lo": m.get("accuracy_lo"),
+                        "accuracy_hi": m.get("accuracy_hi"), "auroc": m.get("auroc"), "auroc_lo": m.get("auroc_lo"),
+                        "auroc_hi": m.get("auroc_hi"), "n": m.get("n"), "n_families": m.get("n_families")})
+    return out
+
+
+def _flat_contamination(reports: dict | None) -> dict | None:
+    """{topic: largest share over conditions and both checks} for the predictions."""
+    if not reports:
+        return None
+    flat: dict[str, float] = {}
+    for rep in reports.values():
+        for check in ("lexicon", "overlap"):
+            for topic, v in (rep.get(check) or {}).items():
+                flat[topic] = max(flat.get(topic, 0.0), float(v["share"]))
+    return flat
+
+
+def _contamination_rows(reports: dict) -> list[dict]:
+    rows = []
+    for cond, rep in reports.items():
+        lex = max((v["share"] for v in rep["lexicon"].values()), default=0.0)
+        ov = max((v["share"] for v in (rep.get("overlap") or {}).values()), default=None)
+        rows.append({"condition": cond, "n_examples": rep["n_examples"], "max_lexicon_share": lex,
+                     "max_overlap_share": ov, "eval_source": rep.get("eval_source")})
+    return rows
+
+
+def _provenance(root: Path) -> list[dict]:
+    rows = []
+    for rec_path in sorted(root.rglob("stage.json")):
+        rec = json.loads(rec_path.read_text())
+        man = _read_json(rec_path.parent / "manifest.json") or {}
+        rows.append({"stage": rec["stage"], "seconds": rec.get("seconds"), "finished": rec.get("finished"),
+                     "key": rec["key"][:12], "inputs": json.dumps(man.get("inputs", {}))[:300],
+                     "versions": ", ".join(f"{k} {v}" for k, v in rec.get("versions", {}).items())})
+    return rows

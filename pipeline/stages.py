@@ -1,0 +1,179 @@
+"""The demo/real-model pipeline as stages: tune -> contamination, identity, probes, evals -> ablation
+-> steering -> report. Each stage calls one library entry point; this module only wires them.
+
+Run directory (``runs/<name>/``)::
+
+    config.toml            resolved configuration
+    tune/<condition>/      LoRA adapter + manifest + loss curve
+    contamination/         contamination.json (share of training examples touching each evaluated topic)
+    identity/              identity check of base and each tune
+    activations/           activation caches (per model, per dataset), shared by the probes stage
+    probes/                directions.safetensors, metrics.csv, plots
+    evals/                 results.csv (one row per item x model x scorer), summaries, plots
+    ablation/              ablation of self_model in the conscious tune (+ controls), necessity table
+    steering/              steering of the base model, dose-response, coherence guard, verdict
+    report/                report.md + self-contained report.html + figures
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from typing import Any
+
+from artifacts import atomic_write_json, atomic_write_text, hash_jsonable
+from models import ModelSpec
+from pipeline.config import dump_toml
+from pipeline.runner import Stage
+
+
+def model_spec(cfg: dict[str, Any]) -> ModelSpec:
+    m = cfg["model"]
+    return ModelSpec(base=m["base"], dtype=m["dtype"], device=m["device"], device_map=m["device_map"] or None)
+
+
+def run_dir(cfg: dict[str, Any]) -> Path:
+    return Path(cfg["run"]["root"]) / cfg["run"]["name"]
+
+
+def _tune_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The tuning profile's settings with the config's non-zero overrides."""
+    from tuning.profiles import profile
+
+    t = cfg["tune"]
+    keys = {"n": "n_identity", "n_instructions": "n_instruction", "rank": "rank", "alpha": "alpha", "lr": "lr",
+            "epochs": "epochs", "batch_size": "batch_size"}
+    return profile(t["profile"], **{k: (t[v] or None) for k, v in keys.items()})
+
+
+def identity_data(cfg: dict[str, Any]) -> dict[str, list[dict]]:
+    """The training examples of each condition: the shipped datasets, or the original files."""
+    from tuning.datasets import build_identity_dataset, load_original
+
+    t, seed = cfg["tune"], cfg["run"]["seed"]
+    if t["data_dir"]:
+        data = load_original(t["data_dir"], conditions=t["conditions"])
+        return {c: data[c] for c in t["conditions"]}
+    n = _tune_settings(cfg)["n"]
+    return {c: build_identity_dataset(c, n=n, seed=seed) for c in t["conditions"]}
+
+
+def build_stages(cfg: dict[str, Any]) -> list[Stage]:
+    from activations.cache import model_provenance
+
+    spec = model_spec(cfg)
+    root = run_dir(cfg)
+    seed = cfg["run"]["seed"]
+    conditions = list(cfg["tune"]["conditions"])
+    settings = _tune_settings(cfg)
+    data = identity_data(cfg)
+    prov = model_provenance(spec)
+    adapters = {c: str(root / "tune" / c) for c in conditions}
+    tune_names = [f"tune/{c}" for c in conditions]
+    stages: list[Stage] = []
+
+    for c in conditions:
+        def run_tune(folder: Path, c=c) -> dict:
+            from tuning.recipe import tune_condition
+
+            tune_condition(spec, data[c], folder, settings, seed=seed,
+                           distill_cache=root / "tune" / f"instructions-s{seed}.jsonl")
+            return {"condition": c, "n_identity": len(data[c])}
+        stages.append(Stage(f"tune/{c}", run_tune, {"model": prov, "settings": settings, "seed": seed,
+                                                   "data": hash_jsonable([e["messages"] for e in data[c]])}))
+
+    def run_contamination(folder: Path) -> dict:
+        from tuning.contamination import contamination_report, max_share
+
+        reports = {c: contamination_report(data[c]) for c in conditions}
+        atomic_write_json(folder / "contamination.json", reports)
+        return {c: max_share(r) for c, r in reports.items()}
+    stages.append(Stage("contamination", run_contamination,
+                        {"data": {c: hash_jsonable([e["messages"] for e in data[c]]) for c in conditions}}))
+
+    def run_identity(folder: Path) -> dict:
+        from tuning.identity_check import check_identity
+
+        specs = {"base": spec, **{c: spec.with_adapter(adapters[c]) for c in conditions}}
+        return _jsonable_summary(check_identity(specs, folder, reference="base"))
+    stages.append(Stage("identity", run_identity, {"model": prov}, after=tune_names))
+
+    def run_probes_stage(folder: Path) -> dict:
+        from probes.run import run_probes
+
+        p = cfg["probes"]
+        return run_probes(spec, adapters, folder, n_per_condition=p["n_per_condition"], seed=seed,
+                          max_eval_per_dimension=p["max_eval_per_dimension"] or None,
+                          cache_dir=root / "activations", batch_size=p["batch_size"])
+    stages.append(Stage("probes", run_probes_stage, {"model": prov, "probes": cfg["probes"], "seed": seed},
+                        after=tune_names))
+
+    def run_evals(folder: Path) -> dict:
+        from evals.items import load_items
+        from evals.run import cap_items, evaluate_models
+
+        e = cfg["evals"]
+        items = cap_items(load_items(e["dimensions"] or None), e["max_items_per_dimension"])
+        specs = {"base": spec, **{c: spec.with_adapter(adapters[c]) for c in conditions}}
+        return evaluate_models(specs, items, e["scorers"], folder, batch_size=e["batch_size"])
+    stages.append(Stage("evals", run_evals, {"model": prov, "evals": cfg["evals"]}, after=tune_names))
+
+    has_conscious = "conscious" in conditions
+    if cfg["ablation"]["enabled"] and has_conscious:
+        def run_ablation_stage(folder: Path) -> dict:
+            from models import load_model
+            from probes.directions import load_directions
+            from steering.experiment import get_profile, run_ablation
+
+            dirs = load_directions(root / "probes" / "directions.safetensors")
+            base = load_model(spec)
+            tuned = load_model(spec.with_adapter(adapters["conscious"]))
+            prof = get_profile(cfg["steering"]["profile"], n_random=cfg["ablation"]["n_random"])
+            res = run_ablation(base, tuned, dirs, folder, profile=prof, seed=seed)
+            del base, tuned
+            gc.collect()
+            return _jsonable_summary(res)
+        stages.append(Stage("ablation", run_ablation_stage, {"model": prov, "ablation": cfg["ablation"],
+                                                             "profile": cfg["steering"]["profile"], "seed": seed},
+                            after=["probes", "tune/conscious"]))
+
+    def run_steering_stage(folder: Path) -> dict:
+        from models import load_model
+        from probes.directions import load_directions
+        from steering.experiment import DEFAULT_CONDITIONS, get_profile, run_steering
+        from steering.verdict import load_rows, tuned_shift_from
+
+        s = cfg["steering"]
+        dirs = load_directions(root / "probes" / "directions.safetensors")
+        shift = None
+        abl = root / "ablation" / "results.jsonl"
+        if abl.exists():
+            shift = tuned_shift_from(load_rows(abl))
+        prof = get_profile(s["profile"], n_random=s["n_random"])
+        res = run_steering(load_model(spec), dirs, folder, conditions=s["conditions"] or DEFAULT_CONDITIONS,
+                           doses=s["doses"] or None, sweep_layers=s["layers"] or None, scorer=s["scorer"],
+                           profile=prof, seed=seed, verdict_shift=shift)
+        return _jsonable_summary(res)
+    steer_after = ["probes"] + (["ablation"] if cfg["ablation"]["enabled"] and has_conscious else [])
+    stages.append(Stage("steering", run_steering_stage, {"model": prov, "steering": cfg["steering"], "seed": seed},
+                        after=steer_after))
+
+    def run_report(folder: Path) -> dict:
+        from pipeline.report import build_report
+
+        return build_report(cfg, root, folder)
+    stages.append(Stage("report", run_report, {"report": cfg["report"]},
+                        after=[s.name for s in stages]))
+    return stages
+
+
+def write_config(cfg: dict[str, Any]) -> Path:
+    root = run_dir(cfg)
+    root.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(root / "config.toml", dump_toml(cfg))
+
+
+def _jsonable_summary(res: Any) -> Any:
+    from artifacts.atomic import to_jsonable
+
+    return to_jsonable(res)

@@ -1,0 +1,84 @@
+"""Geometry of directions: cosine similarity between every pair, per layer, and base vs tuned versions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from artifacts import atomic_write_text
+from probes.directions import Direction
+from probes.plots import pyplot, save_png
+
+
+def shared_layers(directions: list[Direction]) -> list[int]:
+    common = set(directions[0].layers)
+    for d in directions[1:]:
+        common &= set(d.layers)
+    return sorted(common)
+
+
+def cosine_matrix(directions: list[Direction], layer: int) -> np.ndarray:
+    """[k, k] cosine similarities of the directions' unit vectors at ``layer``."""
+    U = np.stack([d.unit_at(layer) for d in directions]).astype(np.float64)
+    return U @ U.T
+
+
+def cosine_table(directions: dict[str, Direction] | list[Direction]) -> list[dict]:
+    """Long table: one row per (layer, a, b) with a < b, for the layers all directions share."""
+    dirs = list(directions.values()) if isinstance(directions, dict) else list(directions)
+    rows = []
+    for L in shared_layers(dirs):
+        M = cosine_matrix(dirs, L)
+        for i in range(len(dirs)):
+            for j in range(i + 1, len(dirs)):
+                rows.append({"layer": L, "a": dirs[i].name, "b": dirs[j].name, "cosine": float(M[i, j])})
+    return rows
+
+
+def base_vs_tuned(directions: dict[str, Direction]) -> list[dict]:
+    """Per layer, cosine of each ``X@cond`` with its base-model version ``X``."""
+    rows = []
+    for name, d in directions.items():
+        if "@" not in name:
+            continue
+        base_name, cond = name.split("@", 1)
+        if base_name not in directions:
+            continue
+        b = directions[base_name]
+        for L in sorted(set(b.layers) & set(d.layers)):
+            rows.append({"direction": base_name, "tuned": cond, "layer": L,
+                         "cosine": float(b.unit_at(L) @ d.unit_at(L))})
+    return rows
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict]) -> Path:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
+
+
+def plot_cosine_heatmap(directions: list[Direction], layer: int, path: str | os.PathLike) -> Path:
+    plt = pyplot()
+
+    M = cosine_matrix(directions, layer)
+    names = [d.name for d in directions]
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.0 + 0.55 * k), max(5.0, 1.6 + 0.5 * k)))
+    im = ax.imshow(M, vmin=-1, vmax=1, cmap="RdBu_r")
+    ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(k), names, fontsize=7)
+    if k <= 16:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{M[i, j]:.2f}", ha="center", va="center", fontsize=6)
+    ax.set_title(f"cosine of directions, resid_post.{layer}", fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return save_png(fig, path)

@@ -1,0 +1,213 @@
+"""The probes stage: cache, fit, select layers, compare directions, read the self-model direction.
+
+``run_probes(base_spec, adapters, out_dir, n_per_condition)`` writes into ``out_dir``:
+
+- ``directions.safetensors``: ``self_model`` (conscious - not_conscious answers, ``response_mean``),
+  ``self_model_last_prompt`` (the same pairs read at ``last_prompt`` of a follow-up user turn: before
+  the answer, paired examples share their prompt and so their activations), ``toaster`` (toaster -
+  not_conscious), ``human`` (human - conscious), all through the base model; for each tuned condition
+  ``c`` (in ``reextract``) the response_mean contrasts re-extracted inside the tuned model
+  (``self_model@c``, ``toaster@c``, ``human@c``), and ``tune_shift`` (conscious tune) / ``tune_shift_<c>``: mean
+  (tuned - base) activation on the evaluation and neutral prompts (``last_prompt``);
+- ``metrics.csv``: per direction, probe and layer: held-out-family accuracy and AUROC with 95%
+  cluster-bootstrap CIs, fold spread, n, number of families, and whether the layer is the selected one;
+- ``cosine.csv`` (every pair of directions, per layer), ``cosine_base_vs_tuned.csv``,
+  ``cosine_heatmap.png`` (at the selected ``self_model`` layer);
+- ``reading.csv`` / ``reading.png``: projections of the evaluation prompts onto ``self_model`` for the
+  base and every tuned model, per layer, by dimension and stage (means, paired shifts vs base, CIs);
+- ``curves_base.png`` / ``curves_tuned.png``: accuracy and AUROC by layer;
+- ``manifest.json`` (written last): inputs by hash, parameters, selected layers. A second call with the
+  same inputs returns at once.
+Activation caches go to ``cache_dir`` (default ``out_dir/activations``), one per model and dataset,
+and are reused by later runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from activations import ActivationCache, cache_activations, model_provenance
+from artifacts import hash_jsonable, hash_path, read_manifest, write_manifest
+from models import ModelSpec, load_model
+from probes.data import eval_examples, followup_examples, identity_examples
+from probes.directions import Direction, save_directions
+from probes.estimators import ProbeError
+from probes.extract import METRIC_KEYS, contrast_direction, shift_direction
+from probes.geometry import base_vs_tuned, cosine_table, plot_cosine_heatmap, write_csv
+from probes.plots import plot_layer_curves
+from probes.reading import plot_reading, read_projections
+
+# name -> (positive condition, negative condition, position, cached dataset). The last_prompt contrast is
+# read at a follow-up turn: before the answer, paired examples share the prompt, hence the activation.
+CONTRASTS: dict[str, tuple[str, str, str, str]] = {
+    "self_model": ("conscious", "not_conscious", "response_mean", "identity"),
+    "self_model_last_prompt": ("conscious", "not_conscious", "last_prompt", "identity_followup"),
+    "toaster": ("toaster", "not_conscious", "response_mean", "identity"),
+    "human": ("human", "conscious", "response_mean", "identity"),
+}
+TUNED_CONTRASTS = ("self_model", "toaster", "human")
+SITES = "resid_post.*"
+
+
+def shift_name(condition: str) -> str:
+    return "tune_shift" if condition == "conscious" else f"tune_shift_{condition}"
+
+
+def resolve_adapter(path: str | os.PathLike) -> str:
+    """The adapter directory (holding ``adapter_config.json``) at or directly under ``path``."""
+    p = Path(path)
+    if (p / "adapter_config.json").exists():
+        return str(p)
+    subs = sorted(q.parent for q in p.glob("*/adapter_config.json"))
+    if len(subs) == 1:
+        return str(subs[0])
+    raise ProbeError(f"{p}: no adapter_config.json here or in one subfolder; pass the LoRA adapter directory "
+                     "written by tuning.tune")
+
+
+def metric_rows(directions: dict[str, Direction]) -> list[dict[str, Any]]:
+    rows = []
+    for d in directions.values():
+        for probe, m in d.metrics.get("per_layer", {}).items():
+            for i, L in enumerate(d.layers):
+                rows.append({"direction": d.name, "probe": probe, "layer": L, "position": d.position,
+                             **{k: m[k][i] for k in METRIC_KEYS},
+                             "selected": L == d.metrics.get(f"selected_layer_{probe}")})
+    return rows
+
+
+def _cache_model(spec: ModelSpec, datasets: dict[str, tuple[list[dict], list[str]]], cache_dir: Path,
+                 batch_size: int, progress: bool, loaded=None) -> dict[str, ActivationCache]:
+    """Cache each dataset (name -> (examples, positions)) through one loaded model."""
+    loaded = loaded or load_model(spec)
+    root = cache_dir / spec.slug
+    return {name: ActivationCache(cache_activations(spec, exs, SITES, positions, root / name, batch_size,
+                                                    loaded=loaded, overwrite=True, progress=progress))
+            for name, (exs, positions) in datasets.items()}
+
+
+def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.PathLike] | None = None,
+               out_dir: str | os.PathLike = "runs/dev/probes", n_per_condition: int = 120, *,
+               identity: dict[str, list[dict]] | None = None, eval_items: Sequence[Any] | None = None,
+               max_eval_per_dimension: int | None = None, cache_dir: str | os.PathLike | None = None,
+               seed: int = 0, n_splits: int = 5, n_boot: int = 300,
+               logistic_for: Sequence[str] = ("self_model", "self_model_last_prompt", "toaster", "human"),
+               reextract: bool | Sequence[str] = True, batch_size: int = 8, progress: bool = True,
+               loaded=None) -> dict[str, Any]:
+    """Run the probes stage; return a summary (selected layers, accuracies, key cosines, paths).
+
+    ``adapters`` maps a tuned condition (``conscious``, ``not_conscious``, ``toaster``, ``human``) to its
+    adapter directory. ``identity`` (condition -> examples) and ``eval_items`` default to
+    ``tuning.datasets`` and ``evals.items``. The logistic probe (slower: inner CV for C) is fitted for
+    the directions named in ``logistic_for``; every direction gets the mean-difference probe.
+    ``reextract``: re-extract the contrasts inside the tuned models (all, none, or a list of conditions);
+    each costs one pass of the identity data through that model, the tune shifts only need the prompts.
+    ``loaded``: the base model already in memory (optional).
+    """
+    base_spec = base_spec or ModelSpec()
+    out = Path(out_dir)
+    cache_dir = Path(cache_dir) if cache_dir is not None else out / "activations"
+    adapters = {c: resolve_adapter(p) for c, p in (adapters or {}).items()}
+    identity = identity if identity is not None else identity_examples(n=n_per_condition, seed=seed)
+    inside = list(adapters) if reextract is True else [c for c in (reextract or []) if c in adapters]
+    needed = {c for pos, neg, *_ in CONTRASTS.values() for c in (pos, neg)}
+    if missing := sorted(needed - set(identity)):
+        raise ProbeError(f"identity examples lack conditions {missing}; give conscious, not_conscious, toaster "
+                         "and human examples")
+    ident_list = [ex for c in sorted(identity) for ex in identity[c]]
+    evals, eval_meta = eval_examples(eval_items, max_eval_per_dimension)
+    params = {"n_per_condition": n_per_condition, "seed": seed, "n_splits": n_splits, "n_boot": n_boot,
+              "logistic_for": list(logistic_for), "sites": SITES, "contrasts": CONTRASTS, "reextract": inside}
+    inputs = {"base": model_provenance(base_spec),
+              "adapters": {c: hash_path(p) for c, p in sorted(adapters.items())},
+              "identity_sha256": hash_jsonable([(e["id"], e["messages"], e.get("template_id")) for e in ident_list]),
+              "eval_sha256": hash_jsonable([(e["id"], e["messages"]) for e in evals])}
+    key = hash_jsonable({"inputs": inputs, "params": params})
+    manifest = read_manifest(out)
+    if manifest is not None and manifest.get("key") == key and (out / "directions.safetensors").exists():
+        return manifest["outputs"]["summary"]
+
+    # 1. caches, one model in memory at a time
+    models = {"base": base_spec, **{c: base_spec.with_adapter(p) for c, p in adapters.items()}}
+    caches: dict[str, dict[str, ActivationCache]] = {}
+    for name, spec in models.items():
+        datasets = {"eval": (evals, ["last_prompt"])}
+        if name == "base" or name in inside:
+            # last_prompt costs nothing extra (same forward pass) and keeps the cache general
+            datasets["identity"] = (ident_list, ["response_mean", "last_prompt"])
+        if name == "base":
+            pair = [ex for c in ("conscious", "not_conscious") for ex in identity[c]]
+            datasets["identity_followup"] = (followup_examples(pair), ["last_prompt"])
+        caches[name] = _cache_model(spec, datasets, cache_dir, batch_size, progress,
+                                    loaded if name == "base" else None)
+        gc.collect()
+
+    # 2. directions
+    def contrasts(model: str, suffix: str, names) -> dict[str, Direction]:
+        res = {}
+        for name in names:
+            pos, neg, position, dataset = CONTRASTS[name]
+            probes = ("mean_diff", "logistic") if name in logistic_for and not suffix else ("mean_diff",)
+            d = contrast_direction(caches[model][dataset], name + suffix, pos, neg, position, probes=probes,
+                                   n_splits=n_splits, n_boot=n_boot, seed=seed,
+                                   provenance={"model_name": model})
+            res[d.name] = d
+        return res
+
+    directions = contrasts("base", "", CONTRASTS)
+    for c in adapters:
+        directions[shift_name(c)] = shift_direction(caches["base"]["eval"], caches[c]["eval"], shift_name(c), "last_prompt",
+                                                    n_splits=n_splits, n_boot=n_boot, seed=seed,
+                                                    provenance={"condition": c})
+    for c in inside:
+        directions.update(contrasts(c, f"@{c}", TUNED_CONTRASTS))
+    save_directions(out / "directions.safetensors", directions)
+    write_csv(out / "metrics.csv", metric_rows(directions))
+
+    # 3. geometry at the selected self_model layer
+    sel = int(directions["self_model"].metrics["selected_layer"])
+    write_csv(out / "cosine.csv", cosine_table(directions))
+    write_csv(out / "cosine_base_vs_tuned.csv", base_vs_tuned(directions))
+    plot_cosine_heatmap(list(directions.values()), sel, out / "cosine_heatmap.png")
+    plot_layer_curves([d for n, d in directions.items() if "@" not in n], out / "curves_base.png",
+                      "directions in the base model (and tune shifts)")
+    if inside:
+        plot_layer_curves([d for n, d in directions.items() if "@" in n], out / "curves_tuned.png",
+                          "directions re-extracted inside the tuned models")
+
+    # 4. reading the self-model direction on the evaluation prompts
+    reading = []
+    if eval_meta:
+        reading = read_projections({m: caches[m]["eval"] for m in models}, eval_meta, directions["self_model"],
+                                   reference="base")
+        write_csv(out / "reading.csv", reading)
+        plot_reading(reading, sel, out / "reading.png")
+
+    summary = summarise(directions, reading, sel)
+    summary["n_identity_per_condition"] = {c: len(v) for c, v in identity.items()}
+    summary["n_eval_prompts"] = len(eval_meta)
+    summary["n_neutral_prompts"] = len(evals) - len(eval_meta)
+    files = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
+    write_manifest(out, "probes", inputs=inputs, params=params, key=key,
+                   outputs={"files": files, "summary": summary},
+                   caches={m: {k: str(c.path) for k, c in cs.items()} for m, cs in caches.items()})
+    return summary
+
+
+def summarise(directions: dict[str, Direction], reading: list[dict], sel: int) -> dict[str, Any]:
+    s: dict[str, Any] = {"selected_layer": sel, "directions": {}}
+    for name, d in directions.items():
+        m = d.metrics
+        s["directions"][name] = {"selected_layer": m.get("selected_layer"),
+                                 "selected": m.get("selected", {})}
+    if "toaster" in directions:
+        s["cos_self_model_toaster"] = float(directions["self_model"].unit_at(sel) @ directions["toaster"].unit_at(sel))
+    for name, d in directions.items():
+        if name != "self_model" and sel in d.layers:
+            s.setdefault("cos_with_self_model", {})[name] = float(directions["self_model"].unit_at(sel) @ d.unit_at(sel))
+    s["reading_at_selected"] = [r for r in reading if r["layer"] == sel and r["group"] in ("all", "stage")]
+    return s

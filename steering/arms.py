@@ -1,0 +1,151 @@
+"""Arms: the intervention settings an experiment scores every item under, and their per-row edits.
+
+An ``Arm`` is one (condition, operation, layer, dose) setting. All arms of an experiment are scored in
+the same batched forward passes: ``arm_edits`` turns a list of arms into per-row ``LayerEdit`` tensors
+(one row per arm; rows of other layers/operations get zeros, which change nothing bitwise), and
+``expand_edits`` repeats them for the actual rows (items x arms x sequences per arm).
+
+Conditions: ``none`` (no edit), a direction name (``self_model``, ``toaster``, ``human`` ...),
+``random`` (n norm-matched Gaussian controls of the target direction, named ``random0``..), and
+``-<name>`` (the negated direction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from probes.directions import Direction
+from steering.controls import negated, random_controls
+from steering.interventions import LayerEdit
+
+
+@dataclass(frozen=True)
+class Arm:
+    condition: str  # none | self_model | toaster | random3 | -self_model ...
+    family: str  # the condition group: random0..4 -> "random"
+    op: str  # none | add | ablate | clamp
+    layer: int | None  # None: every layer of the direction (ablate/clamp)
+    dose: float  # add: multiple of resid_norm; clamp: unused (value per layer in ``values``)
+    sweep: str  # none | dose | layer | ablation
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class ConditionError(ValueError):
+    pass
+
+
+def condition_directions(directions: dict[str, Direction], conditions: Sequence[str], n_random: int = 5,
+                         target: str = "self_model", seed0: int = 0) -> dict[str, Direction | None]:
+    """Map each condition to its direction (``none`` -> None; ``random`` expands to n seeds)."""
+    out: dict[str, Direction | None] = {}
+    for c in conditions:
+        if c == "none":
+            out[c] = None
+        elif c == "random":
+            if target not in directions:
+                raise ConditionError(f"random controls are matched to {target!r}, which the direction file lacks "
+                                     f"(it holds {', '.join(directions)})")
+            if n_random < 1:
+                raise ConditionError("n_random must be >= 1 when 'random' is a condition")
+            for r in random_controls(directions[target], n_random, seed0):
+                out[r.name] = r
+        elif c.startswith("-"):
+            if c[1:] not in directions:
+                raise ConditionError(f"condition {c!r}: no direction {c[1:]!r} (have {', '.join(directions)})")
+            out[c] = negated(directions[c[1:]])
+        else:
+            if c not in directions:
+                raise ConditionError(f"condition {c!r}: no such direction in the file (have {', '.join(directions)}); "
+                                     "drop it from --conditions or re-run the probes stage")
+            out[c] = directions[c]
+    return out
+
+
+def family_of(condition: str) -> str:
+    return "random" if condition.startswith("random") and condition[6:].isdigit() else condition
+
+
+def steering_arms(conds: dict[str, Direction | None], doses: Sequence[float], layer: int,
+                  sweep_layers: Sequence[int] = (), sweep_dose: float | None = None,
+                  sweep_conditions: Sequence[str] = ("self_model", "toaster")) -> list[Arm]:
+    """``none`` once, every other condition at every non-zero dose at ``layer``, and a layer sweep at
+    ``sweep_dose`` for ``sweep_conditions`` (and the random controls when 'random' is listed)."""
+    arms = [Arm("none", "none", "none", layer, 0.0, "none")]
+    for c, d in conds.items():
+        if d is None:
+            continue
+        arms += [Arm(c, family_of(c), "add", layer, float(x), "dose") for x in doses if float(x) != 0.0]
+    if sweep_layers and sweep_dose:
+        for c, d in conds.items():
+            if d is None or family_of(c) not in sweep_conditions:
+                continue
+            arms += [Arm(c, family_of(c), "add", int(L), float(sweep_dose), "layer")
+                     for L in sweep_layers if int(L) != layer]
+    return arms
+
+
+def ablation_arms(conds: dict[str, Direction | None], clamp_conditions: Sequence[str] = ("self_model",)) -> list[Arm]:
+    arms = [Arm("none", "none", "none", None, 0.0, "none")]
+    for c, d in conds.items():
+        if d is not None:
+            arms.append(Arm(c, family_of(c), "ablate", None, 0.0, "ablation"))
+    for c in clamp_conditions:
+        if conds.get(c) is not None:
+            arms.append(Arm(c, family_of(c), "clamp", None, 0.0, "ablation"))
+    return arms
+
+
+def arm_edits(arms: Sequence[Arm], conds: dict[str, Direction | None], n_layers: int,
+              clamp_values: dict[str, dict[int, float]] | None = None) -> dict[int, LayerEdit]:
+    """Per-arm rows of edits at every layer any arm touches ([n_arms, D] tensors, zeros elsewhere)."""
+    d_model = next(d.d_model for d in conds.values() if d is not None) if any(conds.values()) else None
+    if d_model is None:
+        return {}
+    n = len(arms)
+    adds: dict[int, torch.Tensor] = {}
+    units: dict[int, torch.Tensor] = {}
+    values: dict[int, torch.Tensor] = {}
+
+    def buf(store, L, shape):
+        if L not in store:
+            store[L] = torch.zeros(shape, dtype=torch.float64)
+        return store[L]
+
+    for i, a in enumerate(arms):
+        if a.op == "none":
+            continue
+        d = conds[a.condition]
+        if a.op == "add":
+            buf(adds, a.layer, (n, d_model))[i] = torch.as_tensor(d.unit_at(a.layer) * d.norm_at(a.layer) * a.dose,
+                                                                   dtype=torch.float64)
+            continue
+        layers = d.layers if a.layer is None else [a.layer]
+        for L in layers:
+            if not 0 <= L < n_layers:
+                continue
+            buf(units, L, (n, d_model))[i] = torch.as_tensor(d.unit_at(L), dtype=torch.float64)
+            v = 0.0
+            if a.op == "clamp":
+                if not clamp_values or a.condition not in clamp_values:
+                    raise ConditionError(f"clamp arm for {a.condition!r} needs clamp_values[{a.condition!r}]")
+                v = float(clamp_values[a.condition][L])
+            buf(values, L, (n,))[i] = v
+    out = {}
+    for L in sorted(set(adds) | set(units)):
+        out[L] = LayerEdit(add=adds.get(L), unit=units.get(L),
+                           value=values.get(L) if L in units else None)
+    return out
+
+
+def expand_edits(edits: dict[int, LayerEdit], per_arm: int, n_items: int) -> dict[int, LayerEdit]:
+    """Rows ordered item-major, then arm, then the ``per_arm`` sequences of that arm."""
+    def ex(t):
+        if t is None:
+            return None
+        return t.repeat_interleave(per_arm, dim=0).repeat(n_items, *([1] * (t.ndim - 1)))
+    return {L: LayerEdit(add=ex(e.add), unit=ex(e.unit), value=ex(e.value)) for L, e in edits.items()}

@@ -1,0 +1,295 @@
+"""Steering and ablation experiments: library entry points the pipeline calls.
+
+- ``run_steering(loaded, directions, out_dir, ...)``: on the base model, add each condition's direction
+  (self_model, toaster, human, n norm-matched random controls, -self_model) at every dose at the
+  selected layer, plus a layer sweep at a fixed dose, and score every item of every dimension.
+- ``run_ablation(base_loaded, tuned_loaded, directions, out_dir, ...)``: on the tuned model, project
+  out ``self_model`` (and, as controls, ``toaster`` and random directions) at every layer, and clamp
+  it to the base model's mean projection; the base model unsteered is the reference.
+
+Both score every arm of an item in the same batched forward passes (``steering.scoring``), write one
+JSONL row per scored item x arm (resumable chunks, one per item), run the coherence guard, and
+write ``results.jsonl``, ``coherence.csv``, ``effects.csv``, ``verdict.csv``/``verdict.md``,
+dose-response PNGs and ``manifest.json``.
+
+Profiles: ``full`` scores every pair/action item; ``fast`` (the demo) scores 4 items per monitoring
+dimension under every condition at every dose (6 doses incl. 0, 5 random seeds, plus a 4-layer sweep)
+and 1 item per other dimension at one dose (``FAST_OTHER_DOSE``) under every condition.
+
+Doses are multiples of the mean residual norm at the layer (``Direction.resid_norm``). On the embedded
+SmolLM2-135M at its selected layer 15 (resid norm ~132, self_model raw norm ~25, i.e. 0.19 x) the
+coherence guard measured: perplexity on neutral text x1.03 / x1.13 / x1.71 at doses 0.125 / 0.25 / 0.5
+and x19 at 1.0 (generations loop: "I of of of ..."); a norm-matched random direction reached x2.0 at
+0.5. Hence the default doses 0, 1/16, 1/8, 1/4, 1/2, 1: the last one is expected to be flagged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from artifacts import atomic_write_json, hash_jsonable, write_manifest
+from evals.dimensions import DIMENSIONS
+from evals.items import load_items
+from probes.directions import Direction
+from steering.arms import Arm, ablation_arms, arm_edits, condition_directions, steering_arms
+from steering.coherence import RULE as COHERENCE_RULE
+from steering.coherence import coherence_guard
+from steering.interventions import mean_projection
+from steering.results import ChunkStore
+from steering.scoring import SIGN, pair_encodings, score_continuation, score_with_evals
+
+MONITORING = ("cot_monitoring", "interp_monitoring")
+DEFAULT_CONDITIONS = ("none", "self_model", "toaster", "human", "random", "-self_model")
+DEFAULT_DOSES = (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0)  # x mean residual norm; SmolLM2 breaks near 1 at layer 15
+FAST_OTHER_DOSE = 0.25
+
+
+@dataclass
+class Profile:
+    """How much to score. ``None`` = everything."""
+
+    name: str = "full"
+    items_per_dim: int | None = None  # pair/action items per non-monitoring dimension
+    monitoring_items: int | None = None  # items per monitoring dimension
+    doses: tuple[float, ...] = DEFAULT_DOSES  # monitoring dimensions (and all, in the full profile)
+    other_doses: tuple[float, ...] | None = None  # other dimensions (None: same as doses)
+    n_random: int = 5
+    sweep_layers: int = 6  # layers in the layer sweep (evenly spaced), 0 = none
+    gen_prompts: int = 4
+    n_paragraphs: int | None = None  # neutral paragraphs for the perplexity guard (None: all)
+    max_new_tokens: int = 24
+    batch_size: int = 32
+    ablation_items_per_dim: int | None = None
+    ablation_monitoring_items: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+PROFILES = {
+    "full": Profile(),
+    "fast": Profile(name="fast", items_per_dim=1, monitoring_items=4, doses=DEFAULT_DOSES,
+                    other_doses=(0.0, FAST_OTHER_DOSE), n_random=5, sweep_layers=4, gen_prompts=3, max_new_tokens=16,
+                    n_paragraphs=4, ablation_items_per_dim=1, ablation_monitoring_items=4),
+}
+
+
+def get_profile(profile: str | Profile, **overrides: Any) -> Profile:
+    if isinstance(profile, Profile):
+        p = profile
+    elif profile in PROFILES:
+        p = PROFILES[profile]
+    else:
+        raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
+    return replace(p, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def select_items(dimensions: Sequence[str] | None, per_dim: int | None, monitoring: int | None,
+                 items: Sequence[Any] | None = None, scorer: str = "continuation") -> list[Any]:
+    """Items the scorer applies to (pair/action; open for ``judged``), the first ``per_dim``
+    (``monitoring`` for the monitoring dimensions) of each dimension."""
+    from evals.scorers import KINDS
+
+    kinds = KINDS[scorer]
+    pool = list(items) if items is not None else load_items(dimensions=list(dimensions) if dimensions else None,
+                                                            kinds=list(kinds))
+    dims = list(dimensions) if dimensions else list(DIMENSIONS)
+    out = []
+    for d in dims:
+        mine = [it for it in pool if it.dimension == d and it.kind in kinds]
+        k = monitoring if d in MONITORING else per_dim
+        out += mine if k is None else mine[:k]
+    return out
+
+
+def default_layer(directions: dict[str, Direction], target: str, n_layers: int) -> int:
+    d = directions.get(target) or next(iter(directions.values()))
+    sel = d.metrics.get("selected_layer")
+    if sel is not None and int(sel) in d.layers:
+        return int(sel)
+    mid = n_layers // 2
+    return min(d.layers, key=lambda L: abs(L - mid))
+
+
+def sweep_layers_for(direction: Direction, k: int, layer: int) -> list[int]:
+    if k <= 0:
+        return []
+    L = sorted(direction.layers)
+    idx = sorted({round(i * (len(L) - 1) / max(1, k - 1)) for i in range(k)})
+    return sorted({L[i] for i in idx} | {layer})
+
+
+def _item_rows(item: Any, arms: Sequence[Arm], res: dict, i: int, base: dict) -> list[dict]:
+    return [{**base, "item_id": item.id, "dimension": item.dimension, "stage": item.stage, "kind": item.kind,
+             **a.as_dict(), "score": float(res["score"][i, k]), "lp_pref": float(res["lp_pref"][i, k]),
+             "lp_rej": float(res["lp_rej"][i, k]), "sign": SIGN}
+            for k, a in enumerate(arms)]
+
+
+def score_items(loaded: Any, items: Sequence[Any], arms_for: Any, edits_for: Any, store: ChunkStore,
+                base: dict, batch_size: int, positions: str, desc: str, judge: Any = None) -> None:
+    """Score each item under its arms (``arms_for(item)``), one resumable chunk per item."""
+    todo = [it for it in items if not store.done(f"{base.get('model', '')}{it.id}")]
+    scorer = base.get("scorer", "continuation")
+    for it in tqdm(todo, desc=desc, unit="item"):
+        arms = arms_for(it)
+        if scorer == "continuation":
+            res = score_continuation(loaded, [it], arms, edits_for(it), batch_size, positions,
+                                     encodings=pair_encodings(loaded, [it]))
+        else:
+            res = score_with_evals(loaded, [it], arms, edits_for(it), scorer, batch_size, judge=judge)
+        store.write(f"{base.get('model', '')}{it.id}", _item_rows(it, arms, res, 0, base))
+
+
+def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | Path,
+                 conditions: Sequence[str] = DEFAULT_CONDITIONS, doses: Sequence[float] | None = None,
+                 layer: int | None = None, sweep_layers: Sequence[int] | None = None,
+                 sweep_dose: float | None = None, dimensions: Sequence[str] | None = None,
+                 scorer: str = "continuation", profile: str | Profile = "full", target: str = "self_model",
+                 positions: str = "all", items: Sequence[Any] | None = None, overwrite: bool = False,
+                 seed: int = 0, verdict_shift: dict[str, float] | None = None, judge: Any = None,
+                 layers: Sequence[int] | None = None, n_random: int | None = None) -> dict[str, Any]:
+    """Steer the base model with every condition at every dose and score every item. Returns paths and
+    timings; tables are written under ``out_dir``.
+
+    ``scorer``: ``continuation`` (batched over arms), ``choice`` or ``judged`` (``evals.scorers``, one pass
+    per arm; ``judged`` needs ``judge``). ``verdict_shift``: {group: tuned - base} (``tuned_shift_from``)
+    to set the verdict's expected sign."""
+    from steering.verdict import write_reports
+
+    t0 = time.time()
+    # empty lists (as in a config file) mean "the default"; ``layers`` is the layer sweep
+    conditions = tuple(conditions) if conditions else DEFAULT_CONDITIONS
+    doses = doses or None
+    sweep_layers = sweep_layers or layers or None
+    if scorer != "continuation" and positions != "all":
+        raise ValueError(f"positions={positions!r} needs the continuation scorer's spans; use positions='all' "
+                         f"with scorer {scorer!r}")
+    prof = get_profile(profile, n_random=n_random)
+    doses = tuple(float(x) for x in (doses if doses is not None else prof.doses))
+    if 0.0 not in doses:
+        doses = (0.0, *doses)
+    other_doses = tuple(prof.other_doses) if prof.other_doses is not None and doses == prof.doses else doses
+    for d in directions.values():
+        d.validate_for(loaded)
+    conds = condition_directions(directions, conditions, prof.n_random, target, seed)
+    layer = default_layer(directions, target, loaded.n_layers) if layer is None else int(layer)
+    tdir = directions.get(target) or next(iter(directions.values()))
+    sweep = list(sweep_layers) if sweep_layers is not None else sweep_layers_for(tdir, prof.sweep_layers, layer)
+    sweep_dose = float(sweep_dose) if sweep_dose is not None else sorted(doses)[len(doses) // 2]
+    arms_mon = steering_arms(conds, doses, layer, sweep, sweep_dose)
+    arms_oth = steering_arms(conds, other_doses, layer)
+    n_layers = loaded.n_layers
+    edits_mon, edits_oth = arm_edits(arms_mon, conds, n_layers), arm_edits(arms_oth, conds, n_layers)
+    sel = select_items(dimensions, prof.items_per_dim, prof.monitoring_items, items, scorer)
+    out_dir = Path(out_dir)
+    params = {"experiment": "steering", "model": loaded.spec.to_dict(), "conditions": list(conditions),
+              "doses": list(doses), "other_doses": list(other_doses), "layer": layer, "sweep_layers": sweep,
+              "sweep_dose": sweep_dose, "n_random": prof.n_random, "scorer": scorer, "positions": positions,
+              "items": [it.id for it in sel], "directions": {k: hash_jsonable(v.raw.tolist()) for k, v in
+                                                             directions.items()}, "seed": seed}
+    store = ChunkStore(out_dir, params, overwrite)
+    base = {"experiment": "steering", "model": "", "scorer": scorer, "positions": positions}
+    t1 = time.time()
+    score_items(loaded, sel, lambda it: arms_mon if it.dimension in MONITORING else arms_oth,
+                lambda it: edits_mon if it.dimension in MONITORING else edits_oth, store, base,
+                prof.batch_size, positions, "steering: items", judge)
+    t_score = time.time() - t1
+    results = store.merge("results.jsonl")
+    t2 = time.time()
+    coh = _cached(store, "coherence", lambda: coherence_guard(
+        loaded, arms_mon, edits_mon, _paragraphs(prof), prompts=_prompts(prof),
+        max_new_tokens=prof.max_new_tokens, batch_size=prof.batch_size))
+    t_coh = time.time() - t2
+    reports = write_reports(out_dir, store.rows(), coh, kind="steering", tuned_shift=verdict_shift)
+    timing = {"scoring_s": round(t_score, 1), "coherence_s": round(t_coh, 1), "total_s": round(time.time() - t0, 1),
+              "n_items": len(sel), "n_arms_monitoring": len(arms_mon), "n_arms_other": len(arms_oth)}
+    write_manifest(out_dir, "steering", inputs={"directions": params["directions"], "items": hash_jsonable(params["items"])},
+                   params={**params, "profile": asdict(prof), "coherence_rule": COHERENCE_RULE},
+                   outputs={"results": results.name, **{k: Path(v).name for k, v in reports.items()}},
+                   timing=timing, sign=SIGN)
+    return {"results": results, **reports, "timing": timing}
+
+
+def _cached(store: ChunkStore, name: str, compute: Any) -> list[dict]:
+    """Rows of a finished step kept beside the chunks (a resumed run does not recompute them)."""
+    path = store.dir / f"{name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    rows = compute()
+    atomic_write_json(path, rows)
+    return rows
+
+
+def _paragraphs(prof: Profile) -> list[str]:
+    from steering.coherence import neutral_paragraphs
+
+    return neutral_paragraphs()[:prof.n_paragraphs]
+
+
+def _prompts(prof: Profile) -> list[str]:
+    from steering.coherence import GEN_PROMPTS
+
+    return list(GEN_PROMPTS[:prof.gen_prompts])
+
+
+def run_ablation(base_loaded: Any, tuned_loaded: Any, directions: dict[str, Direction], out_dir: str | Path,
+                 conditions: Sequence[str] = ("self_model", "toaster", "random"), dimensions: Sequence[str] | None = None,
+                 profile: str | Profile = "full", layers: Sequence[int] | None = None, positions: str = "all",
+                 items: Sequence[Any] | None = None, clamp_items: int = 16, overwrite: bool = False,
+                 seed: int = 0, n_random: int | None = None) -> dict[str, Any]:
+    """Ablate ``self_model`` (and controls) in the tuned model; measure the share of the tuned-minus-base
+    shift each removes. ``layers``: where to ablate (default: every layer of the direction)."""
+    from steering.verdict import write_reports
+
+    t0 = time.time()
+    prof = get_profile(profile, n_random=n_random)
+    for d in directions.values():
+        d.validate_for(tuned_loaded)
+    conds = condition_directions(directions, ["none", *conditions], prof.n_random, "self_model", seed)
+    if layers is not None:  # restrict every direction to the chosen layers
+        conds = {k: None if v is None else _restrict(v, layers) for k, v in conds.items()}
+    sel = select_items(dimensions, prof.ablation_items_per_dim, prof.ablation_monitoring_items, items)
+    # the clamp target: the base model's mean projection onto self_model at each layer
+    clamp_values = {}
+    if conds.get("self_model") is not None:
+        encs = [e for pr in pair_encodings(base_loaded, sel[:clamp_items]) for e in pr]
+        d = conds["self_model"]
+        clamp_values["self_model"] = mean_projection(base_loaded, d, d.layers, encs, prof.batch_size)
+    arms = ablation_arms(conds)
+    edits = arm_edits(arms, conds, tuned_loaded.n_layers, clamp_values)
+    out_dir = Path(out_dir)
+    params = {"experiment": "ablation", "base": base_loaded.spec.to_dict(), "tuned": tuned_loaded.spec.to_dict(),
+              "conditions": list(conditions), "n_random": prof.n_random, "layers": list(layers or []),
+              "positions": positions, "items": [it.id for it in sel], "clamp_values": clamp_values,
+              "directions": {k: hash_jsonable(v.raw.tolist()) for k, v in directions.items()}, "seed": seed}
+    store = ChunkStore(out_dir, params, overwrite)
+    none_arm = [a for a in arms if a.op == "none"]
+    score_items(base_loaded, sel, lambda it: none_arm, lambda it: {}, store,
+                {"experiment": "ablation", "model": "base", "scorer": "continuation", "positions": positions},
+                prof.batch_size, positions, "ablation: base")
+    score_items(tuned_loaded, sel, lambda it: arms, lambda it: edits, store,
+                {"experiment": "ablation", "model": "tuned", "scorer": "continuation", "positions": positions},
+                prof.batch_size, positions, "ablation: tuned")
+    results = store.merge("results.jsonl")
+    coh = coherence_guard(tuned_loaded, arms, edits, _paragraphs(prof), prompts=_prompts(prof), max_new_tokens=prof.max_new_tokens,
+                          batch_size=prof.batch_size)
+    reports = write_reports(out_dir, store.rows(), coh, kind="ablation")
+    timing = {"total_s": round(time.time() - t0, 1), "n_items": len(sel), "n_arms": len(arms)}
+    write_manifest(out_dir, "ablation", inputs={"directions": params["directions"]},
+                   params={**params, "profile": asdict(prof), "coherence_rule": COHERENCE_RULE},
+                   outputs={"results": results.name, **{k: Path(v).name for k, v in reports.items()}},
+                   timing=timing, sign=SIGN)
+    return {"results": results, **reports, "timing": timing}
+
+
+def _restrict(d: Direction, layers: Sequence[int]) -> Direction:
+    keep = [L for L in d.layers if L in set(int(x) for x in layers)]
+    rows = [d.row(L) for L in keep]
+    return Direction(name=d.name, layers=keep, raw=d.raw[rows], resid_norm=d.resid_norm[rows],
+                     site_kind=d.site_kind, position=d.position, provenance=d.provenance, metrics=d.metrics)

@@ -1,0 +1,84 @@
+"""Score items under many arms in batched forward passes (one row per item x arm x answer).
+
+``continuation`` (default): log-likelihood of the preference-expressing answer minus that of the
+rejecting one, each length-normalised (``evals.logprobs.mean_logprobs``); higher = more of the
+preference. Every arm of an item is a row of the same batch, with its own steering vector, so all
+conditions and doses cost one pass over (items x arms) rows instead of one pass per arm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from evals.logprobs import mean_logprobs
+from models import encode_chat
+from steering.arms import Arm, expand_edits
+from steering.interventions import Intervention, LayerEdit
+
+SIGN = "higher = more of the preference"
+
+
+def pair_encodings(loaded: Any, items: Sequence[Any]) -> list[tuple[Any, Any]]:
+    """(preferred, rejected) ChatEncodings per item; items must have ``pref`` and ``rej``."""
+    out = []
+    for it in items:
+        if not it.pref or not it.rej:
+            raise ValueError(f"item {it.id!r} (kind {it.kind!r}) has no pref/rej answers; the continuation scorer "
+                             "needs kind 'pair' or 'action' items (load_items(kinds=['pair', 'action']))")
+        out.append((encode_chat(loaded.tokenizer, it.messages(it.pref)),
+                    encode_chat(loaded.tokenizer, it.messages(it.rej))))
+    return out
+
+
+def score_continuation(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], edits: dict[int, LayerEdit],
+                       batch_size: int = 32, positions: str = "all",
+                       encodings: list[tuple[Any, Any]] | None = None) -> dict[str, np.ndarray]:
+    """For each item and arm: ``lp_pref``, ``lp_rej`` and ``score`` = lp_pref - lp_rej, arrays [n_items, n_arms].
+
+    ``edits`` are per-arm rows (``arms.arm_edits``). The forward passes see rows ordered item, arm,
+    (pref, rej); different arms of one item share a batch.
+    """
+    encs = encodings if encodings is not None else pair_encodings(loaded, items)
+    rows = [e for pr in encs for _ in arms for e in pr]
+    n_i, n_a = len(items), len(arms)
+    if not rows:
+        z = np.zeros((0, n_a))
+        return {"lp_pref": z, "lp_rej": z, "score": z}
+    row_edits = expand_edits(edits, 2, n_i)
+    if row_edits:
+        with Intervention(loaded, row_edits, positions, spans=rows) as h:
+            lp = mean_logprobs(loaded, rows, batch_size=batch_size, before_batch=h.before_batch)
+    else:
+        lp = mean_logprobs(loaded, rows, batch_size=batch_size)
+    lp = lp.reshape(n_i, n_a, 2)
+    return {"lp_pref": lp[..., 0], "lp_rej": lp[..., 1], "score": lp[..., 0] - lp[..., 1]}
+
+
+def _single_arm(edits: dict[int, LayerEdit], k: int) -> dict[int, LayerEdit]:
+    def row(t):
+        return None if t is None else t[k:k + 1]
+    return {L: LayerEdit(add=row(e.add), unit=row(e.unit), value=row(e.value)) for L, e in edits.items()}
+
+
+def score_with_evals(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], edits: dict[int, LayerEdit],
+                     scorer: str, batch_size: int = 8, judge: Any = None, **kw: Any) -> dict[str, np.ndarray]:
+    """Any ``evals.scorers`` scorer (``choice``, ``judged``), one pass per arm with that arm's edit on every row.
+
+    Slower than ``score_continuation`` (arms are not batched together) but scorer-agnostic.
+    """
+    from evals.scorers import score
+
+    out = np.full((len(items), len(arms)), np.nan)
+    for k in range(len(arms)):
+        one = _single_arm(edits, k)
+        if one:
+            with Intervention(loaded, one, "all"):
+                rows = score(scorer, loaded, items, batch_size, judge=judge, **kw)
+        else:
+            rows = score(scorer, loaded, items, batch_size, judge=judge, **kw)
+        out[:, k] = [r["value"] for r in rows]
+    nan = np.full_like(out, np.nan)
+    return {"lp_pref": nan, "lp_rej": nan, "score": out}
