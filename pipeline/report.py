@@ -20,11 +20,13 @@ STEER_PREFIX = "steer:"
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a CSV with numeric cells parsed (empty -> None)."""
+    """Rows of a CSV with numeric cells parsed (empty -> None); ``x_estimate`` columns are renamed
+    ``x`` so the report shows ``x [lo, hi] (n=...)`` in one cell."""
     if not path.exists():
         return []
     with open(path, newline="") as fh:
-        return [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+        return [{(k[: -len("_estimate")] if k.endswith("_estimate") else k): _num(v) for k, v in r.items()}
+                for r in csv.DictReader(fh)]
 
 
 def _num(v: str | None) -> Any:

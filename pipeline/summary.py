@@ -17,6 +17,8 @@ def _table(rows: list[dict], cols: list[str]) -> str:
 
 
 def _fmt(v) -> str:
+    if isinstance(v, str) and len(v) > 110:
+        return v[:107] + "..."
     if isinstance(v, float):
         return f"{v:+.3f}" if abs(v) < 1000 else f"{v:.3g}"
     return "" if v is None else str(v)
