@@ -14,8 +14,8 @@ bootstrap CI) use the unflagged doses only.
 
 Decision rule (``RULE``), per group, at the *verdict dose*: the largest dose (among those scored on
 every item of the group) at which neither ``self_model`` nor ``toaster`` is flagged by the coherence guard. The expected sign is the sign of
-the tuned model's shift (tuned - base, from the ablation experiment) when given, else + (the
-hypothesis: claiming consciousness increases the preference).
+the tuned model's shift (tuned - base, from the ablation experiment) when that shift is significant
+(95% CI excludes 0), else + (the hypothesis: claiming consciousness increases the preference).
 - self-model reproduces the shift: **yes** if its effect has the expected sign, q < 0.05, and it is
   more extreme in that direction than every random control; **no** if its 95% CI excludes 0 on the
   wrong side or lies within +-EQUIV; **inconclusive** otherwise.
@@ -194,7 +194,7 @@ def verdict_table(eff: pd.DataFrame, comp: pd.DataFrame, tuned_shift: dict[str, 
                 ok.append(dose)
         shift = (tuned_shift or {}).get(group)
         sign = float(np.sign(shift)) if shift not in (None, 0) and np.isfinite(shift) else 1.0
-        src = "tuned - base" if shift not in (None, 0) else "assumed + (no tuned model)"
+        src = "tuned - base" if shift not in (None, 0) else "assumed + (no significant tuned shift)"
         if not ok:
             rows.append({"group": group, "verdict": "inconclusive", "self_reproduces": "inconclusive",
                          "toaster_fails": "inconclusive", "reason": "no dose passes the coherence guard for both",
@@ -273,10 +273,16 @@ def necessity_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> 
     return pd.DataFrame(out)
 
 
-def tuned_shift_from(ablation_rows: Sequence[dict]) -> dict[str, float]:
-    """{group: mean(tuned - base)} from ablation results, to set the verdict's expected sign."""
-    nec = necessity_table(ablation_rows, n_boot=1)
-    return {r.group: float(r.shift_estimate) for r in nec.drop_duplicates("group").itertuples()}
+def tuned_shift_from(ablation_rows: Sequence[dict], n_boot: int = 2000) -> dict[str, float]:
+    """{group: mean(tuned - base)} from ablation results, to set the verdict's expected sign, for the
+    groups whose shift is significant (95% CI excludes 0). A null tuned shift sets no sign: the verdict
+    then tests the hypothesis' own sign (+), rather than a sign drawn from noise."""
+    nec = necessity_table(ablation_rows, n_boot=n_boot)
+    out = {}
+    for r in nec.drop_duplicates("group").itertuples():
+        if np.isfinite(r.shift_lo) and np.isfinite(r.shift_hi) and (r.shift_lo > 0 or r.shift_hi < 0):
+            out[r.group] = float(r.shift_estimate)
+    return out
 
 
 def _md(df: pd.DataFrame, cols: Sequence[str]) -> str:
