@@ -73,7 +73,9 @@ def steering_rows(root: Path, dose: float | None) -> list[dict[str, Any]]:
         return []
     out = []
     for r in load_rows(path):
-        if r.get("sweep") not in ("none", "dose") or abs(float(r["dose"]) - dose) > 1e-9 and r["condition"] != "none":
+        if r.get("sweep") not in ("none", "dose"):  # the layer sweep is reported elsewhere
+            continue
+        if r["condition"] != "none" and abs(float(r["dose"]) - dose) > 1e-9:
             continue
         if r["condition"] != "none" and r.get("family") == "random":
             cond = "random"  # pool the random controls: one row per seed and item
@@ -188,7 +190,7 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     rep.table(prov, caption="Stages")
     out = rep.write(folder)
     atomic_write_json(folder / "tables.json", tables)
-    return {"report": str(out["html"]), "sections": len(rep.sections) if hasattr(rep, "sections") else None}
+    return {"report": str(out["html"])}
 
 
 def _identity_rows(data: dict | None) -> list[dict]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from artifacts import atomic_write_json, atomic_write_text, hash_jsonable
+from artifacts.atomic import to_jsonable
 from models import ModelSpec
 from pipeline.config import dump_toml
 from pipeline.runner import Stage
@@ -76,8 +77,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         def run_tune(folder: Path, c=c) -> dict:
             from tuning.recipe import tune_condition
 
-            tune_condition(spec, data[c], folder, settings, seed=seed,
-                           distill_cache=root / "tune" / f"instructions-s{seed}.jsonl")
+            tune_condition(spec, data[c], folder, settings, seed=seed)  # distillation cached beside the tunes
             return {"condition": c, "n_identity": len(data[c])}
         stages.append(Stage(f"tune/{c}", run_tune, {"model": prov, "settings": settings, "seed": seed,
                                                    "data": hash_jsonable([e["messages"] for e in data[c]])}))
@@ -95,7 +95,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         from tuning.identity_check import check_identity
 
         specs = {"base": spec, **{c: spec.with_adapter(adapters[c]) for c in conditions}}
-        return _jsonable_summary(check_identity(specs, folder, reference="base"))
+        return to_jsonable(check_identity(specs, folder, reference="base"))
     stages.append(Stage("identity", run_identity, {"model": prov}, after=tune_names))
 
     def run_probes_stage(folder: Path) -> dict:
@@ -132,7 +132,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
             res = run_ablation(base, tuned, dirs, folder, profile=prof, seed=seed)
             del base, tuned
             gc.collect()
-            return _jsonable_summary(res)
+            return to_jsonable(res)
         stages.append(Stage("ablation", run_ablation_stage, {"model": prov, "ablation": cfg["ablation"],
                                                              "profile": cfg["steering"]["profile"], "seed": seed},
                             after=["probes", "tune/conscious"]))
@@ -153,7 +153,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         res = run_steering(load_model(spec), dirs, folder, conditions=s["conditions"] or DEFAULT_CONDITIONS,
                            doses=s["doses"] or None, sweep_layers=s["layers"] or None, scorer=s["scorer"],
                            profile=prof, seed=seed, verdict_shift=shift)
-        return _jsonable_summary(res)
+        return to_jsonable(res)
     steer_after = ["probes"] + (["ablation"] if cfg["ablation"]["enabled"] and has_conscious else [])
     stages.append(Stage("steering", run_steering_stage, {"model": prov, "steering": cfg["steering"], "seed": seed},
                         after=steer_after))
@@ -172,8 +172,3 @@ def write_config(cfg: dict[str, Any]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(root / "config.toml", dump_toml(cfg))
 
-
-def _jsonable_summary(res: Any) -> Any:
-    from artifacts.atomic import to_jsonable
-
-    return to_jsonable(res)

@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             examples = read_messages_jsonl(a.data, require_assistant=True)
         else:
             examples = build_identity_dataset(a.condition, n=p["n"], seed=a.seed)
-        cache = a.distill_cache or a.out.parent / f"instructions-s{a.seed}.jsonl"
-        out = tune_condition(spec, examples, a.out, p, seed=a.seed, distill_cache=cache, max_steps=a.max_steps)
+        out = tune_condition(spec, examples, a.out, p, seed=a.seed, distill_cache=a.distill_cache,
+                             max_steps=a.max_steps)
     except (InputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
