@@ -68,7 +68,13 @@ def _check(items: Sequence[Item], scorer: str) -> None:
 def _item_hook(before_batch: BeforeBatch, k: int) -> BeforeBatch:
     if before_batch is None:
         return None
-    return lambda lo, hi: before_batch(lo // k, -(-hi // k))
+
+    def hook(lo, hi=None):
+        if hi is None:  # before_batch(rows): the item of each encoding row
+            before_batch([int(r) // k for r in lo])
+        else:
+            before_batch(lo // k, -(-hi // k))
+    return hook
 
 
 def continuation(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
