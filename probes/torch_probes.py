@@ -109,7 +109,7 @@ def _fit_kernel_logistic(K: torch.Tensor, yy: torch.Tensor, masks: torch.Tensor,
         sol = torch.cholesky_solve(rhs, torch.linalg.cholesky(B))[..., 0].transpose(1, 2)  # [L, n, P]
         A_new = C * (b - s * sol)
         F_new = torch.bmm(K, A_new)
-        step = float((F_new - F).abs().max())
+        step = float((F_new - F).abs().max()) / (1.0 + float(F_new.abs().max()))
         A, F = A_new, F_new
         if step < tol:
             break
@@ -175,7 +175,7 @@ def cross_validate_layers(probe: str, X: Any, y: Any, groups: Sequence[Any],
 
     ``X``: [n_layers, n, d] array/tensor (or a list of [n, d]); fitted on ``device`` (default: X's).
     ``splits``: the outer (train_idx, test_idx) folds. ``groups``: template families (inner CV, bootstrap).
-    ``solver``: ``newton`` (default; ``max_iter`` 50, ``tol`` on the change of the decision values) or
+    ``solver``: ``newton`` (default; ``max_iter`` 50, ``tol`` on the relative change of the decision values) or
     ``lbfgs`` (``max_iter`` 1000, ``tol`` on the gradient).
     """
     max_iter = max_iter or (50 if solver == "newton" else 1000)
