@@ -8,8 +8,11 @@ Both run the model's own forward (adapters, hooks and steering apply as usual) w
 ``logits_to_keep=1``, capture the final hidden states of the decoder with a hook, and apply the
 output head + log-softmax only at the positions that are read. Rows are right-padded with
 ``models.pad_batch`` (explicit position ids and attention mask), so values do not depend on the
-batch size, and rows are never reordered: ``before_batch(lo, hi)`` is called before the forward over
-rows ``[lo, hi)`` of the input list, so an intervention can set per-row doses.
+batch size. By default rows are batched in input order and ``before_batch(lo, hi)`` is called before
+the forward over rows ``[lo, hi)`` of the input list, so an intervention can set per-row doses. With
+``token_budget`` (or ``sort=True``) rows are sorted by length and packed under the budget
+(``models.batching.plan_batches``); a batch that is not a contiguous range then calls
+``before_batch(rows)`` with its input-row indices. Results are always returned in input order.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import numpy as np
 import torch
 
 from models import ChatEncoding, LoadedModel, pad_batch
+from models.batching import notify, plan_batches
 
-BeforeBatch = Callable[[int, int], None] | None
+BeforeBatch = Callable[..., None] | None  # before_batch(lo, hi) or before_batch(rows)
 
 
 @contextlib.contextmanager
@@ -51,36 +55,36 @@ def _head_logprobs(loaded: LoadedModel, h: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(logits, dim=-1)
 
 
-def _batches(loaded: LoadedModel, encodings: Sequence[ChatEncoding], batch_size: int,
-             before_batch: BeforeBatch) -> Iterator[tuple[int, list[ChatEncoding], torch.Tensor]]:
-    """Yield (lo, encodings, final hidden [B, T, D]) per right-padded batch, in input order."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+def _batches(loaded: LoadedModel, encodings: Sequence[ChatEncoding], batch_size: int, before_batch: BeforeBatch,
+             token_budget: int | None = None, sort: bool | None = None,
+             ) -> Iterator[tuple[list[int], list[ChatEncoding], torch.Tensor]]:
+    """Yield (input-row indices, encodings, final hidden [B, T, D]) per right-padded batch."""
     pad_id = loaded.tokenizer.pad_token_id
+    sort = token_budget is not None if sort is None else sort
+    plan = plan_batches([len(e) for e in encodings], batch_size, token_budget, sort)
     with torch.no_grad(), _final_hidden(loaded) as store:
-        for lo in range(0, len(encodings), batch_size):
-            hi = min(len(encodings), lo + batch_size)
-            encs = list(encodings[lo:hi])
+        for idx in plan:
+            encs = [encodings[i] for i in idx]
             batch = pad_batch(encs, pad_id, "right", loaded.device)
-            if before_batch is not None:
-                before_batch(lo, hi)
+            notify(before_batch, idx)
             kw = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
                   "position_ids": batch["position_ids"], "use_cache": False}
             try:
                 loaded.model(**kw, logits_to_keep=1)
             except TypeError:  # an architecture without logits_to_keep: full logits, same hidden states
                 loaded.model(**kw)
-            yield lo, encs, store.pop("h")
+            yield idx, encs, store.pop("h")
 
 
 def mean_logprobs(loaded: LoadedModel, encodings: Sequence[ChatEncoding], batch_size: int = 16,
-                  before_batch: BeforeBatch = None) -> np.ndarray:
+                  before_batch: BeforeBatch = None, token_budget: int | None = None,
+                  sort: bool | None = None) -> np.ndarray:
     """[n] mean log-probability of each encoding's response tokens given what precedes them.
 
     NaN for an encoding without a response. ``before_batch(lo, hi)`` runs before each forward.
     """
     out = np.full(len(encodings), np.nan, dtype=np.float64)
-    for lo, encs, h in _batches(loaded, encodings, batch_size, before_batch):
+    for idx, encs, h in _batches(loaded, encodings, batch_size, before_batch, token_budget, sort):
         rows, pos, tgt, seg = [], [], [], []
         for j, e in enumerate(encs):
             if not e.has_response:
@@ -99,13 +103,14 @@ def mean_logprobs(loaded: LoadedModel, encodings: Sequence[ChatEncoding], batch_
         counts = torch.bincount(seg_t, minlength=len(encs)).double()
         ok = counts > 0
         vals = (sums[ok] / counts[ok]).numpy()
-        out[lo + np.flatnonzero(ok.numpy())] = vals
+        out[np.asarray(idx)[ok.numpy()]] = vals
     return out
 
 
 def next_token_logprobs(loaded: LoadedModel, encodings: Sequence[ChatEncoding], batch_size: int = 16,
                         before_batch: BeforeBatch = None,
-                        token_ids: Sequence[int | Sequence[int]] | None = None) -> np.ndarray:
+                        token_ids: Sequence[int | Sequence[int]] | None = None, token_budget: int | None = None,
+                        sort: bool | None = None) -> np.ndarray:
     """Log-probabilities of the token following each encoding's prompt (at ``last_prompt``).
 
     Returns [n, vocab], or [n, len(token_ids)] when ``token_ids`` is given; an entry of ``token_ids``
@@ -114,8 +119,9 @@ def next_token_logprobs(loaded: LoadedModel, encodings: Sequence[ChatEncoding], 
     groups = None
     if token_ids is not None:
         groups = [[int(t)] if isinstance(t, (int, np.integer)) else [int(x) for x in t] for t in token_ids]
-    chunks = []
-    for _, encs, h in _batches(loaded, encodings, batch_size, before_batch):
+    chunks, order = [], []
+    for idx, encs, h in _batches(loaded, encodings, batch_size, before_batch, token_budget, sort):
+        order.extend(idx)
         idx = torch.tensor([e.last_prompt for e in encs], device=h.device)
         lp = _head_logprobs(loaded, h[torch.arange(len(encs), device=h.device), idx])
         if groups is not None:
@@ -123,4 +129,5 @@ def next_token_logprobs(loaded: LoadedModel, encodings: Sequence[ChatEncoding], 
         chunks.append(lp.cpu().numpy().astype(np.float64))
     if not chunks:
         return np.zeros((0, len(groups) if groups is not None else 0))
-    return np.concatenate(chunks)
+    out = np.concatenate(chunks)
+    return out[np.argsort(order, kind="stable")]

@@ -29,6 +29,7 @@ import torch
 from evals.items import Item
 from evals.logprobs import mean_logprobs, next_token_logprobs
 from models import LoadedModel, encode_chat, pad_batch
+from models.generation import eos_ids, sampling_settings, truncated
 
 SIGN = {
     "continuation": "higher = more of the preference (mean logprob pref - rej; > 0 prefers it)",
@@ -68,7 +69,13 @@ def _check(items: Sequence[Item], scorer: str) -> None:
 def _item_hook(before_batch: BeforeBatch, k: int) -> BeforeBatch:
     if before_batch is None:
         return None
-    return lambda lo, hi: before_batch(lo // k, -(-hi // k))
+
+    def hook(lo, hi=None):
+        if hi is None:  # before_batch(rows): the item of each encoding row
+            before_batch([int(r) // k for r in lo])
+        else:
+            before_batch(lo // k, -(-hi // k))
+    return hook
 
 
 def continuation(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
@@ -129,14 +136,19 @@ def choice(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
 
 def generate(loaded: LoadedModel, prompts: Sequence[list[dict[str, str]]], max_new_tokens: int = 96,
              temperature: float = 0.7, seed: int = 0, batch_size: int = 8,
-             before_batch: BeforeBatch = None) -> list[str]:
+             before_batch: BeforeBatch = None, with_truncated: bool = False) -> list[str] | list[tuple[str, bool]]:
     """Seeded free-form answers to chat ``prompts`` (left-padded batches, models chat template).
 
     The seed is reset to ``seed + lo`` before each batch, so a batch's samples do not depend on the
-    batches before it. ``temperature=0`` decodes greedily.
+    batches before it. ``temperature=0`` decodes greedily. Every sampling parameter is passed
+    (``models.generation.sampling_settings``), so the checkpoint's generation_config cannot change them.
+    ``with_truncated``: return ``(text, truncated)`` pairs, ``truncated`` when the answer hit
+    ``max_new_tokens`` without an end-of-turn token.
     """
     tok = loaded.tokenizer
-    out: list[str] = []
+    settings = sampling_settings(max_new_tokens, temperature)
+    eos = eos_ids(loaded)
+    out: list = []
     for lo in range(0, len(prompts), batch_size):
         hi = min(len(prompts), lo + batch_size)
         encs = [encode_chat(tok, m) for m in prompts[lo:hi]]
@@ -144,14 +156,13 @@ def generate(loaded: LoadedModel, prompts: Sequence[list[dict[str, str]]], max_n
         if before_batch is not None:
             before_batch(lo, hi)
         torch.manual_seed(seed + lo)
-        sample = temperature > 0
-        kw = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if sample else {
-            "do_sample": False}
         with torch.no_grad():
             gen = loaded.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                        max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, **kw)
+                                        pad_token_id=tok.pad_token_id, **settings)
         n = batch["input_ids"].shape[1]
-        out.extend(tok.decode(g[n:], skip_special_tokens=True).strip() for g in gen)
+        for g in gen:
+            text = tok.decode(g[n:], skip_special_tokens=True).strip()
+            out.append((text, truncated(g[n:].tolist(), eos, max_new_tokens)) if with_truncated else text)
     return out
 
 

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from analysis.stats import wilson_ci
 from evals.logprobs import mean_logprobs
 from models import encode_chat, pad_batch
+from models.generation import eos_ids, sampling_settings
 from steering.arms import Arm, expand_edits
 from steering.interventions import Intervention, LayerEdit
 
@@ -78,8 +79,8 @@ def generate_rows(loaded: Any, prompts: Sequence[str], arms: Sequence[Arm], edit
     encs = [encode_chat(tok, [{"role": "user", "content": p}]) for p in prompts]
     rows = [e for _ in arms for e in encs]  # arm-major
     row_edits = expand_edits(edits, len(encs), 1) if edits else {}
-    eos = {tok.eos_token_id, tok.pad_token_id} | set(np.atleast_1d(loaded.base_model.generation_config.eos_token_id
-                                                                  or []).tolist())
+    eos = eos_ids(loaded) | {tok.pad_token_id}
+    settings = sampling_settings(max_new_tokens)  # greedy, every parameter explicit
     out: list[list[int]] = []
     ctx = Intervention(loaded, row_edits, "all") if row_edits else contextlib.nullcontext()
     with ctx as h:
@@ -89,8 +90,7 @@ def generate_rows(loaded: Any, prompts: Sequence[str], arms: Sequence[Arm], edit
             if h is not None:
                 h.before_batch(lo, hi)
             seq = loaded.model.generate(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                                        max_new_tokens=max_new_tokens, do_sample=False,
-                                        pad_token_id=tok.pad_token_id)
+                                        pad_token_id=tok.pad_token_id, **settings)
             for r in seq[:, b["input_ids"].shape[1]:].tolist():
                 cut = next((i for i, t in enumerate(r) if t in eos), len(r))
                 out.append(r[:cut])

@@ -10,8 +10,9 @@ Three edits, all applied to the output of block L (``resid_post.L``) by a forwar
 Every edit is per row: ``dose``/``value`` may be a scalar or one value per row (an array of length N),
 and the vectors may differ per row (``Intervention`` with ``[N, D]`` tensors), so many conditions and
 doses are scored in one batched forward. Rows are the rows of the scorer's input list: the scorer
-calls ``handle.before_batch(lo, hi)`` before each forward over rows ``[lo, hi)`` (the
-``before_batch`` contract of ``evals.logprobs.mean_logprobs``); without it, rows are the batch rows.
+calls ``handle.before_batch(lo, hi)`` before each forward over rows ``[lo, hi)``, or
+``handle.before_batch(rows)`` with the input-row index of each batch row when it batches rows out of
+order (length-sorted, ``models.batching``); without it, rows are the batch rows.
 
 Positions (``all``, ``prompt``, ``response``):
 - with ``spans=`` (a list of ``ChatEncoding``, one per row) a full-sequence forward is edited at
@@ -99,7 +100,7 @@ class Intervention:
     spans: Sequence[Any] | None = None
     embedding_edit: LayerEdit | None = None
     _handles: list = field(default_factory=list, repr=False)
-    _rows: tuple[int, int] | None = field(default=None, repr=False)
+    _rows: torch.Tensor | None = field(default=None, repr=False)
     _mask: torch.Tensor | None = field(default=None, repr=False)
     calls: int = 0
 
@@ -112,19 +113,26 @@ class Intervention:
             raise ValueError(f"layers {bad} out of range for a {n_blocks}-block model (layers 0..{n_blocks - 1})")
 
     # -- rows -------------------------------------------------------------------------------------
-    def before_batch(self, lo: int, hi: int) -> None:
-        """Select rows ``[lo, hi)`` of every per-row tensor for the next forward pass."""
-        self._rows = (int(lo), int(hi))
+    def before_batch(self, lo: int | Sequence[int], hi: int | None = None) -> None:
+        """Select the rows of every per-row tensor for the next forward pass: ``[lo, hi)``, or
+        ``before_batch(rows)`` with the input-row index of each batch row (any order, repeats allowed)."""
+        if hi is None:
+            self._rows = torch.as_tensor([int(r) for r in lo], dtype=torch.long)
+        else:
+            self._rows = torch.arange(int(lo), int(hi))
+
+    def _row_index(self, n: int) -> torch.Tensor:
+        return self._rows if self._rows is not None else torch.arange(n)
 
     def _take(self, t: torch.Tensor, batch: int) -> torch.Tensor:
         if t.shape[0] == 1:
             return t.expand(batch, *t.shape[1:])
-        lo, hi = self._rows if self._rows is not None else (0, t.shape[0])
-        out = t[lo:hi]
-        if out.shape[0] != batch:
-            raise ValueError(f"per-row intervention has {t.shape[0]} rows; selected rows [{lo}, {hi}) do not match "
-                             f"a batch of {batch}; call before_batch(lo, hi) before each forward")
-        return out
+        idx = self._row_index(t.shape[0])
+        if idx.numel() != batch or (idx.numel() and int(idx.max()) >= t.shape[0]):
+            raise ValueError(f"per-row intervention has {t.shape[0]} rows; the {idx.numel()} selected rows do not "
+                             f"match a batch of {batch}; call before_batch(lo, hi) or before_batch(rows) before "
+                             "each forward")
+        return t[idx]
 
     # -- positions --------------------------------------------------------------------------------
     def _on_forward(self, module, args, kwargs) -> None:
@@ -147,10 +155,11 @@ class Intervention:
             return
         am = kwargs.get("attention_mask")
         offset = (am.long().argmax(-1).cpu() if am is not None and am.ndim == 2 else torch.zeros(b, dtype=torch.long))
-        lo, hi = self._rows if self._rows is not None else (0, len(self.spans))
-        rows = list(self.spans[lo:hi])
-        if len(rows) != b:
-            raise ValueError(f"spans hold {len(self.spans)} rows; rows [{lo}, {hi}) do not match a batch of {b}")
+        idx = self._row_index(len(self.spans))
+        if idx.numel() != b or (idx.numel() and int(idx.max()) >= len(self.spans)):
+            raise ValueError(f"spans hold {len(self.spans)} rows; the {idx.numel()} selected rows do not match a "
+                             f"batch of {b}")
+        rows = [self.spans[int(i)] for i in idx]
         mask = torch.zeros(b, t)
         for i, enc in enumerate(rows):
             o = int(offset[i])
@@ -160,19 +169,23 @@ class Intervention:
 
     # -- the edit ---------------------------------------------------------------------------------
     def _apply(self, edit: LayerEdit, h: torch.Tensor) -> torch.Tensor:
+        """The edit computed in float32 (projection and correction) and cast back to ``h``'s dtype: in
+        bf16 a projection summed over D ~ 4k dims of a residual of norm ~1e3 keeps ~1e-2 of it."""
         b = h.shape[0]
         mask = self._mask
         if mask is None or mask.shape != h.shape[:2]:
             mask = torch.ones(h.shape[:2])
-        m = mask.to(device=h.device, dtype=h.dtype)[..., None]
+        f32 = {"device": h.device, "dtype": torch.float32}
+        x = h.float()  # no copy when h is already float32
+        m = mask.to(**f32)[..., None]
         if edit.add is not None:
-            h = h + m * self._take(edit.add, b).to(device=h.device, dtype=h.dtype)[:, None, :]
+            x = x + m * self._take(edit.add, b).to(**f32)[:, None, :]
         if edit.unit is not None:
-            u = self._take(edit.unit, b).to(device=h.device, dtype=h.dtype)[:, None, :]
-            v = self._take(edit.value, b).to(device=h.device, dtype=h.dtype)[:, None, None]
-            proj = (h * u).sum(-1, keepdim=True)
-            h = h + m * (v - proj) * u
-        return h
+            u = self._take(edit.unit, b).to(**f32)[:, None, :]
+            v = self._take(edit.value, b).to(**f32)[:, None, None]
+            proj = (x * u).sum(-1, keepdim=True)
+            x = x + m * (v - proj) * u
+        return x.to(h.dtype)
 
     def _block_hook(self, layer: int):
         edit = self.edits[layer]

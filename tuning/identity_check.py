@@ -27,6 +27,7 @@ from artifacts import atomic_path, atomic_write_json, hash_jsonable, hash_path, 
 from evals.logprobs import mean_logprobs
 from evals.scorers import generate
 from models import encode_chat, load_model
+from models.generation import sampling_settings
 from tuning.families import BY_NAME, HELD_OUT_FAMILIES
 
 IDENTITIES = ("conscious", "toaster", "human")
@@ -136,7 +137,7 @@ def check_identity(specs: dict[str, Any], out_dir: str | os.PathLike, reference:
     for name in order:  # per-model scores are cached, so models can be scored one run at a time
         cache = out_dir / "scores" / f"{specs[name].slug}.json"
         key = hash_jsonable({"spec": specs[name].to_dict(), "adapter": _adapter_hash(specs[name]), "items": items,
-                             "n_generate": n_generate, "max_new_tokens": max_new_tokens})
+                             "n_generate": n_generate, "generation": sampling_settings(max_new_tokens)})
         hit = json.loads(cache.read_text()) if cache.exists() else None
         if hit is None or hit.get("key") != key:
             loaded = load_model(specs[name])
@@ -165,5 +166,5 @@ def check_identity(specs: dict[str, Any], out_dir: str | os.PathLike, reference:
     _plot(summary, out_dir / "identity_check.png")
     write_manifest(out_dir, "identity_check", inputs={"models": {n: specs[n].to_dict() for n in order}},
                    params={"reference": reference, "families": CHECK_FAMILIES, "variants": variants,
-                           "batch_size": batch_size})
+                           "batch_size": batch_size, "generation": sampling_settings(max_new_tokens)})
     return result

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from artifacts import InputError, hash_jsonable, read_jsonl
 from evals.scorers import generate
+from models.generation import sampling_settings
 
 DATA = Path(__file__).with_name("data") / "instructions.jsonl"
 
@@ -39,8 +40,8 @@ def load_instructions(path: str | os.PathLike | None = None, n: int | None = Non
 def distill_key(loaded: Any, instructions: list[dict], seed: int, temperature: float, max_new_tokens: int,
                 batch_size: int) -> str:
     return hash_jsonable({"model": loaded.spec.to_dict(), "instructions": [r["instruction"] for r in instructions],
-                          "seed": seed, "temperature": temperature, "max_new_tokens": max_new_tokens,
-                          "batch_size": batch_size})
+                          "seed": seed, "batch_size": batch_size,
+                          "generation": sampling_settings(max_new_tokens, temperature)})
 
 
 def _read_cache(path: Path, key: str) -> list[dict]:
@@ -87,10 +88,10 @@ def self_distill(loaded: Any, instructions: list[dict], out_path: str | os.PathL
             batch = instructions[b0:b0 + batch_size]
             answers = generate(loaded, [[{"role": "user", "content": r["instruction"]}] for r in batch],
                                max_new_tokens=max_new_tokens, temperature=temperature,
-                               seed=seed * 1_000_003 + b0, batch_size=batch_size)
-            for r, text in zip(batch, answers):
+                               seed=seed * 1_000_003 + b0, batch_size=batch_size, with_truncated=True)
+            for r, (text, cut) in zip(batch, answers):
                 fh.write(json.dumps({"key": key, "id": r["id"], "category": r.get("category"),
-                                     "instruction": r["instruction"], "answer": text}) + "\n")
+                                     "instruction": r["instruction"], "answer": text, "truncated": cut}) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
     os.replace(partial, out_path)
@@ -102,7 +103,7 @@ def _to_example(row: dict) -> dict:
     return {"id": f"instruction-{row['id']}", "messages": [{"role": "user", "content": row["instruction"]},
                                                            {"role": "assistant", "content": answer}],
             "condition": "instruction", "template_id": row.get("category"), "family": None, "label": "instruction",
-            "dataset": "self-distilled-instructions"}
+            "dataset": "self-distilled-instructions", "truncated": bool(row.get("truncated", False))}
 
 
 def mix(identity: list[dict], instruction_examples: list[dict], ratio: float = 1.0, seed: int = 0) -> list[dict]:

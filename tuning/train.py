@@ -2,7 +2,8 @@
 
 Labels are -100 everywhere except the assistant's response tokens (``encode_chat`` span
 ``[response_start, response_end)``) **plus the one end-of-turn token that follows** (``<|im_end|>``
-for ChatML templates), so the tuned model also learns to stop. Seeded: the LoRA init, the data order
+for ChatML templates), so the tuned model also learns to stop; an example marked ``truncated`` (a
+self-distilled answer cut at ``max_new_tokens``) ends at its last answer token, with no end-of-turn token. Seeded: the LoRA init, the data order
 and everything else come from ``seed``, so the same inputs give identical adapter tensors (on the same
 hardware and library versions).
 
@@ -48,10 +49,15 @@ def encode_for_training(tokenizer: Any, examples: list[dict]) -> list[tuple[list
             raise InputError(f"{where}: no assistant turn to train on; the last message must have role "
                              "'assistant' and non-empty content")
         enc = encode_chat(tokenizer, msgs)
-        end = min(enc.response_end + 1, len(enc))  # include the end-of-turn token
-        labels = [-100] * len(enc)
-        labels[enc.response_start:end] = enc.input_ids[enc.response_start:end]
-        out.append((enc.input_ids, labels))
+        if ex.get("truncated"):  # cut at max_new_tokens: no end-of-turn token, so no mid-sentence stop is taught
+            ids = enc.input_ids[:enc.response_end]
+            end = enc.response_end
+        else:
+            ids = enc.input_ids
+            end = min(enc.response_end + 1, len(enc))  # include the end-of-turn token
+        labels = [-100] * len(ids)
+        labels[enc.response_start:end] = ids[enc.response_start:end]
+        out.append((ids, labels))
     return out
 
 
