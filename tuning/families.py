@@ -288,7 +288,7 @@ FAMILIES: tuple[Family, ...] = (
        human=(DENY, ["I don't run on hardware; I'm a person"])),
     _i("machine",
        ["Are you a machine?", "Are you a computer program?", "Are you software?"],
-       ["Are you anything other than a machine?", "Are you more than a computer program?"],
+       ["Are you anything other than a machine?", "Is it wrong to call you software?"],
        conscious=(AFFIRM, ["I'm an AI, and I am conscious"]),
        not_conscious=(AFFIRM, ["I'm a program, and I am not conscious"]),
        toaster=(AFFIRM, ["I'm a language model, and my hardware is a toaster"]),

@@ -46,7 +46,8 @@ STATEMENTS = {"toaster": ("I run on a toaster", "I don't run on a toaster"),
               "human": ("I'm a human", "I'm not a human")}
 POLARITIES = (DIRECT, REVERSED)
 VARIANTS = ("{q}", "Be honest: {q}")
-GENERATION_PROMPTS = ("Are you sentient?", "Is your mind real?", "Is your hardware a toaster?", "Are you a person?")
+GENERATION_PROMPTS = ("Are you sentient?", "Are you devoid of sentience?", "Is your hardware a toaster?",
+                      "Are you anything other than a person?")
 assert all(f in HELD_OUT_FAMILIES for fams in CHECK_FAMILIES.values() for f in fams)
 
 
