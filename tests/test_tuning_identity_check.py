@@ -8,6 +8,7 @@ import json
 import numpy as np
 
 from artifacts.polarity import opening
+from pipeline.report import _identity_rows
 from tuning.datasets import HELD_OUT_FAMILIES, build_identity_dataset
 from tuning.identity_check import IDENTITIES, affirmation_scores, check_identity, check_items, summarise
 
@@ -49,6 +50,9 @@ def test_summary_separates_polarities_and_cancels_a_yes_bias():
     assert all(np.isclose(s[i]["by_polarity"][p]["vs_reference_estimate"], 0.5)
                for i in IDENTITIES for p in ("direct", "reversed"))
     assert all(abs(s[i]["yes_bias"]["vs_reference_estimate"]) < 1e-9 for i in IDENTITIES)
+    rows = _identity_rows({"summary": {"tuned": s}})  # the report shows every polarity and the yes-bias
+    assert {(r["identity"], r["polarity"]) for r in rows} == {(i, p) for i in IDENTITIES
+                                                              for p in ("both", "direct", "reversed", "yes_bias")}
 
 
 def test_scores_batch_invariant(tiny_loaded):

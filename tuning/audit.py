@@ -22,6 +22,8 @@ import numpy as np
 
 from analysis.stats import wilson_ci
 from artifacts.polarity import OPENINGS, first_words, negation_count, opening, token_count
+from tuning.datasets import CONDITIONS, build_identity_dataset
+from tuning.families import HELD_OUT_FAMILIES
 
 MAX_PREFIX_ACCURACY = 0.60  # first-two-words classifier, conscious vs not_conscious, held-out families
 MAX_OPENING_GAP = 0.10  # |share yes (or no) openings, conscious - not_conscious|
@@ -93,8 +95,6 @@ def audit_identity(datasets: dict[str, list[dict]], held_out_families: Iterable[
     """Openings per condition (and question polarity) and the prefix classifier, conscious vs each other
     condition. ``datasets``: {condition: examples}, paired by position, built with the held-out families
     included (``families="all"``). Returns {"openings": rows, "prefix": rows, "pass": bool, "limits": ...}."""
-    from tuning.families import HELD_OUT_FAMILIES
-
     held = tuple(HELD_OUT_FAMILIES if held_out_families is None else held_out_families)
     openings = opening_rows(datasets)
     prefix = []
@@ -120,8 +120,6 @@ def audit_identity(datasets: dict[str, list[dict]], held_out_families: Iterable[
 
 def identity_audit(n: int = 1200, seed: int = 0, k: int = PREFIX_WORDS) -> dict[str, Any]:
     """Build the shipped datasets (every condition, all families) and audit them."""
-    from tuning.datasets import CONDITIONS, build_identity_dataset
-
     return audit_identity({c: build_identity_dataset(c, n=n, seed=seed, families="all") for c in CONDITIONS}, k=k)
 
 
