@@ -72,7 +72,7 @@ def layer_table(directions: dict[str, Direction], names: Sequence[str] = TABLE_D
                    "selectivity_lo": _at(m, "selectivity_lo", i), "selectivity_hi": _at(m, "selectivity_hi", i),
                    "paired_accuracy": _at(m, "paired_accuracy", i), "paired_accuracy_lo": _at(m, "paired_accuracy_lo", i),
                    "paired_accuracy_hi": _at(m, "paired_accuracy_hi", i), "n_pairs": _at(m, "n_pairs", i)}
-            row.update({k: _at(m, k, i) for k in pol_keys})
+            row.update({k + s: _at(m, k + s, i) for k in pol_keys for s in ("", "_lo", "_hi")})
             for c in controls:
                 if c in directions and L in directions[c].layers:
                     cd = directions[c]
