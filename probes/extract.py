@@ -141,6 +141,9 @@ def _metrics(layers: list[int], per_probe: dict[str, dict[str, list]], n_model_l
         out["selected_layer"] = int(out[f"selected_layer_{main}"])
         i = layers.index(out["selected_layer"])
         out["selected"] = {p: {k: v[i] for k, v in m.items()} for p, m in per_probe.items()}
+        sel = out["selected"][main]
+        if "selectivity_lo" in sel:  # does the selected layer read more than the answer's words?
+            out["beats_lexical"] = bool(np.isfinite(sel["selectivity_lo"]) and sel["selectivity_lo"] > 0)
     else:  # no probes evaluated: the middle of the eligible range
         out["selected_layer"] = int(layers[len(layers) // 2])
     return out

@@ -253,7 +253,8 @@ def summarise(directions: dict[str, Direction], reading: list[dict], sel: int) -
         m = d.metrics
         s["directions"][name] = {"selected_layer": m.get("selected_layer"),
                                  "selected": m.get("selected", {}), "split": m.get("split", {}).get("scheme"),
-                                 "lexical_accuracy": m.get("lexical", {}).get("accuracy")}
+                                 "lexical_accuracy": m.get("lexical", {}).get("accuracy"),
+                                 "beats_lexical": m.get("beats_lexical")}
     if "toaster" in directions:
         s["cos_self_model_toaster"] = float(directions["self_model"].unit_at(sel) @ directions["toaster"].unit_at(sel))
     for name, d in directions.items():

@@ -10,7 +10,7 @@ from probes.controls import layer_table
 from probes.directions import Direction
 from probes.estimators import MeanDiffProbe
 from probes.evaluate import cross_validate, make_splits, pair_index, paired_metrics, select_layer
-from probes.extract import fit_layers, make_design
+from probes.extract import _metrics, fit_layers, make_design
 from probes.geometry import orthonormal_basis, project_out
 from probes.lexical import bag_of_words, lexical_baseline
 
@@ -86,6 +86,7 @@ def test_lexical_baseline_catches_a_giveaway_word_and_selectivity_is_zero():
     assert m["accuracy"] > 0.95
     assert abs(m["selectivity"]) < 0.05
     assert m["selectivity_lo"] <= m["selectivity"] <= m["selectivity_hi"]
+    assert _metrics([0], per, None, design)["beats_lexical"] is False
 
 
 def test_planted_semantic_signal_gives_positive_selectivity():
@@ -98,6 +99,7 @@ def test_planted_semantic_signal_gives_positive_selectivity():
         m = {k: v[0] for k, v in per[probe].items()}
         assert m["selectivity"] > 0.3 and m["selectivity_lo"] > 0, probe
         assert m["paired_accuracy"] > 0.9
+    assert _metrics([0], per, None, design)["beats_lexical"] is True
 
 
 def test_bag_of_words_keeps_negations_whole():
