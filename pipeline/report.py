@@ -160,6 +160,13 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     summary = (pm or {}).get("outputs", {}).get("summary", {})
     if summary:
         rep.table(_probe_rows(summary), caption="Selected layer and held-out-family scores per direction")
+    if summary.get("layer_table"):
+        rep.text(f"Layer selection: {summary.get('selection_rule')}. Selectivity = probe accuracy minus the lexical "
+                 "baseline (bag of words of the answer, same splits); paired accuracy = share of prompts whose "
+                 "conscious answer projects higher than the not-conscious one; the polarity (yes - no) and negation "
+                 "directions are controls, and self_model_orth is self_model with their span projected out.")
+        rep.table(summary["layer_table"], caption="Per layer: probe vs lexical baseline, selectivity, paired "
+                  "accuracy, cosine with the polarity and negation directions, their paired accuracy")
     for name, cap in [("curves_base.png", "Held-out-family accuracy and AUROC by layer"),
                       ("cosine_heatmap.png", "Cosine similarity between directions at the selected layer"),
                       ("reading.png", "Projection of evaluation prompts onto the self-model direction")]:
