@@ -2,7 +2,7 @@
 kinds shared by every stage."""
 
 from artifacts.atomic import atomic_path, atomic_write_json, atomic_write_text
-from artifacts.errors import KindError, LockError, SelfModelError
+from artifacts.errors import KindError, LockError, ResumeError, SelfModelError
 from artifacts.folders import claim_folder, clear_folder, folder_kind
 from artifacts.hashing import hash_file, hash_jsonable, hash_path
 from artifacts.jsonl import InputError, read_jsonl, read_messages_jsonl
@@ -13,6 +13,7 @@ __all__ = [
     "InputError",
     "KindError",
     "LockError",
+    "ResumeError",
     "SelfModelError",
     "atomic_path",
     "atomic_write_json",

@@ -17,3 +17,7 @@ class LockError(SelfModelError):
 
 class KindError(SelfModelError):
     """A folder holds another kind of artifact than the tool writes."""
+
+
+class ResumeError(SelfModelError):
+    """A resumable store holds results of other inputs (another model, other parameters)."""

@@ -8,7 +8,6 @@ a toaster, or human (affirm minus deny log-likelihood; higher = affirms more), w
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from models import EMBEDDED, ModelSpec
@@ -50,4 +49,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from artifacts.cli import run_cli
+
+    raise SystemExit(run_cli(main))
