@@ -166,7 +166,12 @@ def load_model(spec: ModelSpec | str | None = None, **overrides: Any) -> LoadedM
         try:
             model = PeftModel.from_pretrained(model, spec.adapter)
         except RuntimeError as exc:  # size mismatch on load
-            raise ValueError(f"{spec.adapter}: adapter does not fit base model {spec.base}: {exc}") from exc
+            raise ModelLoadError(f"{spec.adapter}: adapter does not fit base model {spec.base}: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__name__ != "SafetensorError":
+                raise
+            raise ModelLoadError(f"{spec.adapter}: the adapter's safetensors file is damaged ({exc}); re-run "
+                                 "the tune that wrote it") from None
     model.eval()
     tok = load_tokenizer(spec)
     return LoadedModel(model=model, tokenizer=tok, spec=spec)

@@ -64,9 +64,14 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if not path.exists():
             raise ConfigError(f"{path}: config file not found")
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: malformed TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                              "re-save the config as UTF-8") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: is a directory; pass a TOML file") from None
         cfg = _merge(cfg, data, "", str(path))
     if overrides:
         cfg = _merge(cfg, overrides, "", "overrides")

@@ -467,3 +467,27 @@ def test_scripts_print_typed_errors(script, argv, match, tmp_path, tiny_model_di
     rc = run_cli(main, argv)
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after any progress bars
     assert rc == 2 and last.startswith("error: ") and match in last, last
+
+
+def test_non_utf8_config_names_the_file(tmp_path):
+    from pipeline.config import load_config
+
+    p = tmp_path / "c.toml"
+    p.write_bytes(b'[run]\nname = "caf\xe9"\n')
+    with pytest.raises(ValueError, match=r"c.toml: not UTF-8"):
+        load_config(p)
+
+
+def test_damaged_adapter_names_the_file(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from models import ModelSpec, load_model
+
+    adir = tmp_path / "adapter"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"])).save_pretrained(adir)
+    f = adir / "adapter_model.safetensors"
+    f.write_bytes(f.read_bytes()[:50])
+    with pytest.raises(ValueError, match=str(adir)):
+        load_model(ModelSpec(base=tiny_model_dir, adapter=str(adir), device="cpu"))
