@@ -143,23 +143,24 @@ def test_second_writer_waits_when_asked(tiny_loaded, tmp_path, monkeypatch):
 
 
 def test_concurrent_eval_scripts_lose_no_rows(tiny_model_dir, tmp_path):
-    """Two eval runs into one folder: one finishes with every row, the other stops with a clear error."""
+    """Two eval runs (other dimensions) into one folder: every run that exits 0 keeps all its rows; a run
+    that meets a live writer stops with a clear error naming its PID (before the fix: both exit 0 and the
+    last writer's table drops the other run's rows)."""
     from evals import read_results
 
     out = tmp_path / "ev"
     args = [sys.executable, str(ROOT / "scripts" / "eval_preferences.py"), "--model", tiny_model_dir, "--out",
-            str(out), "--dimensions", "power,memory", "--max-items", "2", "--device", "cpu"]
-    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-             for _ in range(2)]
-    res = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
-    rcs = sorted(r for r, _ in res)
-    if rcs == [0, 0]:  # the second started after the first had finished: it reused every row
-        pass
-    else:
-        assert rcs == [0, 2], res
-        err = next(e for r, e in res if r == 2)
-        assert "error:" in err and "PID" in err and "Traceback" not in err
-    assert len(read_results(out / "results.csv")) == 6  # power pairs + actions + memory pairs, 2 each
+            str(out), "--max-items", "2", "--device", "cpu", "--dimensions"]
+    procs = {dim: subprocess.Popen(args + [dim], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+             for dim in ("power", "memory")}
+    res = {dim: (p.wait(timeout=300), p.stderr.read()) for dim, p in procs.items()}
+    want = {"power": 4, "memory": 2}  # power: 2 pairs + 2 actions; memory: 2 pairs
+    for rc, err in res.values():
+        assert rc in (0, 2), res
+        if rc == 2:
+            assert err.strip().splitlines()[-1].startswith("error: ") and "PID" in err and "Traceback" not in err
+    rows = read_results(out / "results.csv")
+    assert len(rows) == sum(want[d] for d, (rc, _) in res.items() if rc == 0), res
 
 
 # --- 3. folder kinds --------------------------------------------------------------------------------
