@@ -279,7 +279,7 @@ def _fit_context(encs: list, rows: list[dict], loaded: LoadedModel, too_long: st
             continue
         if too_long == "error":
             raise CacheError(f"example {row['id']!r}: {len(enc)} tokens, longer than the model's context of "
-                             f"{limit}; shorten it, drop it, or truncate (too_long='truncate', --truncate)")
+                             f"{limit}; shorten it, drop it, or truncate it (cache_activations(..., too_long='truncate'))")
         warnings.warn(f"example {row['id']!r}: {len(enc)} tokens truncated to the model's context of {limit}",
                       stacklevel=3)
         out.append(type(enc)(input_ids=list(enc.input_ids[:limit]), last_prompt=min(enc.last_prompt, limit - 1),
