@@ -11,7 +11,6 @@ models' yes-bias. Prints the polarity audit of the shipped identity data first.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from models import EMBEDDED, ModelSpec
@@ -65,4 +64,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from artifacts.cli import run_cli
+
+    raise SystemExit(run_cli(main))

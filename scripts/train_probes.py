@@ -109,4 +109,6 @@ def print_curves(path: Path, names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from artifacts.cli import run_cli
+
+    raise SystemExit(run_cli(main))
