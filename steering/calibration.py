@@ -78,16 +78,20 @@ def planted_direction(loaded: Any, items: Sequence[Any], target: Direction, laye
 def _readout_value(loaded: Any, encs: Sequence[Any], readout: str, letters: Sequence[Sequence[int]]) -> torch.Tensor:
     """The readout's score for one item from full-sequence forwards (differentiable): continuation = mean
     lp(pref answer) - mean lp(rej answer); choice = P(pref letter) over {A, B}, both orders averaged."""
+    from evals.logprobs import _head_logprobs
+
+    decoder = loaded.base_model.get_decoder()
     vals = []
     for e in encs:
         ids = torch.tensor([e.input_ids], device=loaded.device)
-        logits = loaded.model(input_ids=ids, use_cache=False).logits[0].float()
-        if readout == "continuation":
-            lp = torch.log_softmax(logits[e.response_start - 1:e.response_end - 1], -1)
+        out = decoder(input_ids=ids, use_cache=False)
+        h = (out[0] if isinstance(out, (tuple, list)) else out.last_hidden_state)[0]
+        if readout == "continuation":  # the output head only where it is read
+            lp = _head_logprobs(loaded, h[e.response_start - 1:e.response_end - 1])
             tgt = torch.tensor(e.input_ids[e.response_start:e.response_end], device=lp.device)
             vals.append(lp.gather(1, tgt[:, None]).mean())
         else:
-            lp = torch.log_softmax(logits[e.last_prompt], -1)
+            lp = _head_logprobs(loaded, h[e.last_prompt])
             la, lb = (torch.logsumexp(lp[list(g)], 0) for g in letters)
             vals.append(torch.sigmoid(la - lb))  # P(A) over {A, B}
     if readout == "continuation":

@@ -213,7 +213,7 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
                  seed: int = 0, verdict_shift: dict[str, float] | None = None, judge: Any = None,
                  layers: Sequence[int] | None = None, n_random: int | None = None,
                  readouts: Sequence[str] | None = None, calibrate: bool = True,
-                 n_null: int | None = None) -> dict[str, Any]:
+                 n_null: int | None = None, planted_from: str = "held_out") -> dict[str, Any]:
     """Steer the base model with every condition at every dose and score every item with every readout.
     Returns paths and timings; tables are written under ``out_dir``.
 
@@ -276,7 +276,8 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
         cal, cal_notes = run_calibration(loaded, directions, conds, rows, tables["verdict"], sel, out_dir,
                                          n_null=n_null, n_random=prof.n_random, target=target, seed=seed,
                                          tuned_shift=verdict_shift, batch_size=prof.batch_size,
-                                         positions=positions, readouts=readouts, overwrite=overwrite)
+                                         positions=positions, readouts=readouts, overwrite=overwrite,
+                                         planted_from=planted_from)
     t_cal = time.time() - t3
     notes = [*notes, *cal_notes]
     reports = write_reports(out_dir, rows, coh, kind="steering", tuned_shift=verdict_shift, tables=tables,
@@ -299,11 +300,13 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
                     n_null: int | None = None, n_random: int = 5, target: str = "self_model", seed: int = 0,
                     tuned_shift: dict[str, float] | None = None, batch_size: int = 32,
                     positions: str = DEFAULT_POSITIONS, readouts: Sequence[str] = READOUTS,
-                    overwrite: bool = False) -> tuple[Any, list[str]]:
+                    overwrite: bool = False, planted_from: str = "held_out") -> tuple[Any, list[str]]:
     """Calibrate the decision rule on the monitoring group at the verdict dose and layer (``steering.calibration``):
     score the null directions and the planted one that ``rows`` lack, write ``calibration.csv`` (summary),
     ``calibration_verdicts.csv`` (one row per direction and readout) and ``calibration.json``.
-    Returns (summary table or None, notes)."""
+    ``planted_from``: ``held_out`` (default: monitoring items the verdict never scores) or ``scored`` (the
+    verdict's own monitoring items; for models without structure shared across items, such as a random test
+    model, where a held-out direction cannot move the scored items). Returns (summary table or None, notes)."""
     import pandas as pd
 
     from steering import calibration as cal
@@ -321,7 +324,10 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
     tdir = directions[target]
     nulls = cal.null_directions(tdir, n_null, seed)
     sel_ids = {it.id for it in sel}
-    held = [it for it in load_items(list(MONITORING), kinds=["pair", "action"]) if it.id not in sel_ids]
+    if planted_from not in ("held_out", "scored"):
+        raise ValueError(f"planted_from={planted_from!r}; use 'held_out' or 'scored'")
+    held = [it for it in load_items(list(MONITORING), kinds=["pair", "action"]) if it.id not in sel_ids] \
+        if planted_from == "held_out" else list(mon_items)
     held = held[:MAX_PLANTED_ITEMS]
     notes: list[str] = []
     extra: dict[str, Direction | None] = {"none": None}
@@ -340,7 +346,8 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
     edits = arm_edits(arms, extra, loaded.n_layers)
     params = {"experiment": "calibration", "model": loaded.spec.to_dict(), "dose": dose, "layer": layer,
               "sign": sign, "n_null": n_null, "items": [it.id for it in mon_items], "readouts": list(readouts),
-              "positions": positions, "held_out": [it.id for it in held], "seed": seed,
+              "positions": positions, "planted_from": planted_from, "planted_items": [it.id for it in held],
+              "seed": seed,
               "target": hash_jsonable(tdir.raw.tolist())}
     store = ChunkStore(out_dir / "calibration", params, overwrite)
     score_items(loaded, mon_items, lambda it: arms, lambda it: edits, store,
@@ -367,6 +374,7 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
     atomic_write_json(out_dir / "calibration.json", {
         "summary": table.to_dict("records"), "group": cal.GROUP, "dose": dose, "layer": layer, "expected_sign": sign,
         "n_null": n_null, "controls_per_null": min(n_random, n_null - 1), "max_fpr": cal.MAX_FPR,
+        "planted_from": planted_from,
         "planted": {p.name: p.provenance for p in planted}, "notes": notes,
         "rule": "the steering verdict's RULE (steering.verdict), each null direction in self_model's place"})
     return table, notes

@@ -111,3 +111,31 @@ def test_steering_with_too_few_doses_runs_end_to_end(tiny_loaded, tmp_path, dose
     assert (out / "slopes.csv").exists() and TOO_FEW_DOSES in res["report"].read_text()
     man = json.loads((out / "manifest.json").read_text())
     assert man["params"]["doses"] == [0.0, 0.25]
+
+
+def test_calibration_null_rate_and_planted_direction(tiny_loaded, tmp_path):
+    """>= 20 norm-matched random directions through the verdict rule as if each were self_model: at most 5%
+    called "yes"; a planted direction known to move the readout (its gradient) is called "yes"."""
+    from steering.calibration import MAX_FPR, N_NULL
+
+    rng = np.random.default_rng(1)
+    n, d = tiny_loaded.n_layers, tiny_loaded.d_model
+    # the tiny model's residual norm is ~0.2 at layer 1: doses are multiples of it
+    dirs = {k: Direction(k, list(range(n)), rng.standard_normal((n, d)), np.full(n, 0.2),
+                         metrics={"selected_layer": 1}) for k in ("self_model", "toaster", "polarity")}
+    prof = get_profile("fast", monitoring_items=4, sweep_layers=0, gen_prompts=1, max_new_tokens=3, n_paragraphs=1,
+                       doses=(0.0, 0.25), n_random=5)
+    out = tmp_path / "steer"
+    # a random model shares no structure across items, so the planted gradient is taken on the scored items
+    run_steering(tiny_loaded, dirs, out, conditions=["none", "self_model", "toaster", "polarity", "random"],
+                 dimensions=["cot_monitoring", "interp_monitoring"], profile=prof, readouts=["continuation"],
+                 planted_from="scored")
+    cal = pd.read_csv(out / "calibration.csv", keep_default_na=False)
+    null = cal[cal["kind"] == "null_random"].iloc[0]
+    assert int(null["n"]) >= N_NULL >= 20
+    assert float(null["rate"]) <= MAX_FPR and null["passes"] in (True, "True")
+    assert 0.0 <= float(null["rate_lo"]) <= float(null["rate"]) <= float(null["rate_hi"]) < 0.2
+    ver = pd.read_csv(out / "calibration_verdicts.csv", keep_default_na=False)
+    planted = ver[ver["direction"] == "planted_grad_continuation"].iloc[0]
+    assert planted["verdict"] == "yes", planted.to_dict()
+    assert "Calibration of the decision rule" in (out / "steering.md").read_text()
