@@ -222,7 +222,7 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
     the continuation readout's vector is added, ``prompt`` (default: never on the scored answer) or ``all``.
     ``verdict_shift``: {group: tuned - base} (``tuned_shift_from``) to set the verdict's expected sign.
     ``calibrate``: run ``steering.calibration`` at the verdict dose (``n_null`` random directions, default
-    ``calibration.N_NULL``)."""
+    ``calibration.N_NULL``; ``planted_from``: see ``run_calibration``)."""
     from steering.verdict import steering_tables, write_reports
 
     t0 = time.time()

@@ -22,6 +22,7 @@ applies it per readout and group at the *verdict dose*. ``dose_response`` says
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -488,6 +489,9 @@ def rewrite_reports(out_dir: str | Path, kind: str = "steering",
     coh = pd.read_csv(out_dir / "coherence.csv").to_dict("records")
     for r in coh:
         r["layer"] = None if pd.isna(r["layer"]) else int(r["layer"])
-    cal = pd.read_csv(out_dir / "calibration.csv") if (out_dir / "calibration.csv").exists() else None
+    cal = pd.read_csv(out_dir / "calibration.csv", keep_default_na=False) \
+        if (out_dir / "calibration.csv").exists() else None
+    man = json.loads((out_dir / "manifest.json").read_text()) if (out_dir / "manifest.json").exists() else {}
+    params = man.get("params", {})
     return write_reports(out_dir, load_rows(out_dir / "results.jsonl"), apply_rule(coh), kind, tuned_shift,
-                         calibration=cal)
+                         calibration=cal, notes=params.get("notes", []), positions=params.get("positions"))

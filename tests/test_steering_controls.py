@@ -104,7 +104,8 @@ def test_steering_with_too_few_doses_runs_end_to_end(tiny_loaded, tmp_path, dose
                        max_new_tokens=3, n_paragraphs=1, n_random=2)
     out = tmp_path / "steer"
     res = run_steering(tiny_loaded, dirs, out, conditions=["none", "self_model", "toaster", "random", "polarity"],
-                       doses=doses, dimensions=["cot_monitoring"], profile=prof, n_null=3)
+                       doses=doses, dimensions=["cot_monitoring"], profile=prof, n_null=3,
+                       calibrate=len(doses) > 1)  # calibration with few doses: once
     ver = pd.read_csv(out / "verdict.csv")
     assert set(ver["readout"]) == {"continuation", "choice"}
     assert (ver["dose_response"] == TOO_FEW_DOSES).all()
