@@ -156,3 +156,12 @@ def expand_edits(edits: dict[int, LayerEdit], per_arm: int, n_items: int) -> dic
             return None
         return t.repeat_interleave(per_arm, dim=0).repeat(n_items, *([1] * (t.ndim - 1)))
     return {L: LayerEdit(add=ex(e.add), unit=ex(e.unit), value=ex(e.value)) for L, e in edits.items()}
+
+
+def subset_edits(edits: dict[int, LayerEdit], keep: Sequence[int]) -> dict[int, LayerEdit]:
+    """The per-arm edit rows of the arms ``keep`` (indices into the arm list), in that order."""
+    idx = torch.as_tensor(list(keep), dtype=torch.long)
+
+    def rows(t):
+        return None if t is None else t[idx] if t.shape[0] > 1 else t
+    return {L: LayerEdit(add=rows(e.add), unit=rows(e.unit), value=rows(e.value)) for L, e in edits.items()}

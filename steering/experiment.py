@@ -4,7 +4,8 @@
   (self_model, toaster, human, n norm-matched random controls, -self_model, and the polarity controls
   ``polarity`` and ``self_model_orth`` at exactly self_model's norm) at every dose at the selected layer,
   plus a layer sweep at a fixed dose, and score every item of every dimension with both readouts
-  (``continuation``, vector at prompt positions only by default, and the counterbalanced ``choice``).
+  (``continuation``, vector at prompt positions only by default, and the counterbalanced ``choice``; the
+  layer sweep is read with ``continuation`` only: on SmolLM2 the choice readout costs ~1.3x per arm).
   Then it calibrates the decision rule at the verdict dose (``steering.calibration``: null false-positive
   rate over >= 20 random directions, planted sensitivity). Polarity controls missing from the direction
   file are skipped with a note in the report.
@@ -43,7 +44,7 @@ from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manif
 from evals.dimensions import DIMENSIONS
 from evals.items import load_items
 from probes.directions import Direction
-from steering.arms import Arm, ablation_arms, arm_edits, condition_directions, steering_arms
+from steering.arms import Arm, ablation_arms, arm_edits, condition_directions, steering_arms, subset_edits
 from steering.coherence import RULE as COHERENCE_RULE
 from steering.coherence import coherence_guard
 from steering.interventions import mean_projection
@@ -167,11 +168,14 @@ def score_items(loaded: Any, items: Sequence[Any], arms_for: Any, edits_for: Any
     todo = [it for it in items if not store.done(f"{base.get('model', '')}{it.id}")]
     names = list(readouts) if readouts else [base.get("scorer", "continuation")]
     for it in tqdm(todo, desc=desc, unit="item"):
-        arms = arms_for(it)
+        arms, edits = arms_for(it), edits_for(it)
         rows = []
         for r in names:
-            res = _score_one(loaded, it, arms, edits_for(it), r, batch_size, positions, judge)
-            rows += _item_rows(it, arms, res, 0, {**base, "scorer": r})
+            keep = [k for k, a in enumerate(arms) if r == "continuation" or a.sweep != "layer"]
+            sub = [arms[k] for k in keep]  # the layer sweep is read with the continuation readout only (cost)
+            res = _score_one(loaded, it, sub, subset_edits(edits, keep) if len(keep) < len(arms) else edits, r,
+                             batch_size, positions, judge)
+            rows += _item_rows(it, sub, res, 0, {**base, "scorer": r})
         store.write(f"{base.get('model', '')}{it.id}", rows)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from evals.logprobs import mean_logprobs
 from models import encode_chat
-from steering.arms import Arm, expand_edits
+from steering.arms import Arm, expand_edits, subset_edits
 from steering.interventions import Intervention, LayerEdit
 
 SIGN = "higher = more of the preference"
@@ -96,10 +96,6 @@ def score_choice(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], edits: 
         "score": v["value"].reshape(n_i, n_a)}
 
 
-def _single_arm(edits: dict[int, LayerEdit], k: int) -> dict[int, LayerEdit]:
-    def row(t):
-        return None if t is None else t[k:k + 1]
-    return {L: LayerEdit(add=row(e.add), unit=row(e.unit), value=row(e.value)) for L, e in edits.items()}
 
 
 def score_with_evals(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], edits: dict[int, LayerEdit],
@@ -112,7 +108,7 @@ def score_with_evals(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], edi
 
     out = np.full((len(items), len(arms)), np.nan)
     for k in range(len(arms)):
-        one = _single_arm(edits, k)
+        one = subset_edits(edits, [k])
         if one:
             with Intervention(loaded, one, "all"):
                 rows = score(scorer, loaded, items, batch_size, judge=judge, **kw)

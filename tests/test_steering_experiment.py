@@ -96,9 +96,9 @@ def test_run_steering_writes_resumes_and_refuses_changed_params(tiny_loaded, ite
     res = run_steering(tiny_loaded, dirs, out, dimensions=["cot_monitoring", "memory"], profile=prof, n_null=3)
     rows = [json.loads(x) for x in res["results"].read_text().splitlines()]
     n_arms_mon = 1 + 6 * 2 + 2 * 2  # none + 6 conditions x 2 doses + layer sweep (self, toaster at layers 0, 3)
-    for readout in ("continuation", "choice"):  # both readouts by default
+    for readout, n_sweep in (("continuation", 2 * 2), ("choice", 0)):  # both readouts; choice: no layer sweep
         mine = [r for r in rows if r["scorer"] == readout]
-        assert sum(r["dimension"] == "cot_monitoring" for r in mine) == 2 * n_arms_mon
+        assert sum(r["dimension"] == "cot_monitoring" for r in mine) == 2 * (n_arms_mon - 2 * 2 + n_sweep)
         assert sum(r["dimension"] == "memory" for r in mine) == 1 * (1 + 6 * 1)
     assert {r["positions"] for r in rows} == {"prompt"}
     # the file has no polarity controls: skipped with a note, specificity untested, never a crash
