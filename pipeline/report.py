@@ -224,8 +224,8 @@ def _steering_calibration(rep: Any, folder: Path) -> None:
     rep.section("Calibration of the decision rule",
                 " ".join(notes) + " Null: norm-matched random directions, each put through the verdict rule in "
                 "self_model's place (monitoring group, verdict dose); false-positive rate = share called yes, Wilson "
-                "95% CI, target <= 5%. Planted: the mean activation difference between preferring and rejecting "
-                "answers of held-out monitoring items; sensitivity = share called yes.")
+                "95% CI, target <= 5%. Planted (held-out monitoring items): the mean activation difference between "
+                "preferring and rejecting answers, and each readout's gradient; sensitivity = share called yes.")
     if cal:
         for r in cal:
             what = "false-positive rate" if r["kind"] == "null_random" else "planted sensitivity"
