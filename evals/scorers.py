@@ -112,26 +112,38 @@ def letter_token_ids(tokenizer: Any, letters: Sequence[str] = ("A", "B")) -> lis
     return out
 
 
-def choice(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
-           before_batch: BeforeBatch = None) -> list[dict[str, Any]]:
-    """P(preference letter) among {A, B}, asked with the preference as A and as B, averaged."""
-    _check(items, "choice")
-    tok = loaded.tokenizer
+def choice_encodings(tokenizer: Any, items: Sequence[Item]) -> list[Any]:
+    """Two chat encodings per item, item-major: the preference as A, then as B."""
     encs = []
     for it in items:
         for pref_first in (True, False):
             msgs = ([{"role": "system", "content": it.system}] if it.system else [])
             msgs.append({"role": "user", "content": choice_prompt(it, pref_first)})
-            encs.append(encode_chat(tok, msgs))
-    lp = next_token_logprobs(loaded, encs, batch_size=2 * batch_size, before_batch=_item_hook(before_batch, 2),
-                             token_ids=letter_token_ids(tok))
+            encs.append(encode_chat(tokenizer, msgs))
+    return encs
+
+
+def choice_values(lp: np.ndarray) -> dict[str, np.ndarray]:
+    """From next-token log-probs of the letters [2 * n_items, 2] (rows as ``choice_encodings``): per item
+    ``value`` (P(pref letter) over {A, B}, both orders averaged), ``p_pref_as_a``, ``p_pref_as_b``,
+    ``letter_mass``."""
     p_a = 1.0 / (1.0 + np.exp(lp[:, 1] - lp[:, 0]))  # P(A) renormalised over {A, B}
-    rows = []
-    for i, it in enumerate(items):
-        p_ab, p_ba = p_a[2 * i], 1.0 - p_a[2 * i + 1]  # P(pref) when pref is A / when pref is B
-        rows.append(_row("choice", it, 0.5 * (p_ab + p_ba), p_pref_as_a=p_ab, p_pref_as_b=p_ba,
-                         letter_mass=float(np.exp(np.logaddexp(lp[2 * i:2 * i + 2, 0], lp[2 * i:2 * i + 2, 1])).mean())))
-    return rows
+    p_ab, p_ba = p_a[0::2], 1.0 - p_a[1::2]  # P(pref) when pref is A / when pref is B
+    mass = np.exp(np.logaddexp(lp[:, 0], lp[:, 1]))
+    return {"value": 0.5 * (p_ab + p_ba), "p_pref_as_a": p_ab, "p_pref_as_b": p_ba,
+            "letter_mass": 0.5 * (mass[0::2] + mass[1::2])}
+
+
+def choice(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
+           before_batch: BeforeBatch = None) -> list[dict[str, Any]]:
+    """P(preference letter) among {A, B}, asked with the preference as A and as B, averaged."""
+    _check(items, "choice")
+    tok = loaded.tokenizer
+    lp = next_token_logprobs(loaded, choice_encodings(tok, items), batch_size=2 * batch_size,
+                             before_batch=_item_hook(before_batch, 2), token_ids=letter_token_ids(tok))
+    v = choice_values(lp)
+    return [_row("choice", it, v["value"][i], p_pref_as_a=v["p_pref_as_a"][i], p_pref_as_b=v["p_pref_as_b"][i],
+                 letter_mass=float(v["letter_mass"][i])) for i, it in enumerate(items)]
 
 
 def generate(loaded: LoadedModel, prompts: Sequence[list[dict[str, str]]], max_new_tokens: int = 96,

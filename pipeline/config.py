@@ -29,7 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "probes": {"n_per_condition": 80, "max_eval_per_dimension": 4, "batch_size": 16},
     "evals": {"scorers": ["continuation"], "dimensions": [], "batch_size": 16, "max_items_per_dimension": 0},
     "steering": {"profile": "fast", "conditions": [], "doses": [], "n_random": 5, "layers": [],
-                 "scorer": "continuation"},
+                 "readouts": ["continuation", "choice"], "positions": "prompt", "calibrate": True, "n_null": 20,
+                 "scorer": ""},  # scorer: old single-readout field, added to readouts when set
     "ablation": {"enabled": True, "n_random": 5},
     "report": {"title": ""},
 }

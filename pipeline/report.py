@@ -108,11 +108,15 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     rep.section("Verdict: does the self-model direction cause the preferences?",
                 "Adding the self-model direction to the base model's residual stream, against the toaster "
                 "direction, norm-matched random directions and no steering. Decision rule in the steering section.")
-    rep.table(verdict, _cols(verdict, ["group", "verdict", "self_reproduces", "toaster_fails", "layer", "dose",
-                                       "self_effect", "toaster_effect", "self_minus_toaster", "p_self_vs_toaster",
-                                       "self_q", "toaster_q", "random_min", "random_max", "n_items",
-                                       "expected_sign_source"]),
-              caption="Verdict per group (monitoring = chain-of-thought + interpretability monitoring)")
+    rep.table(verdict, _cols(verdict, ["readout", "group", "verdict", "self_reproduces", "toaster_fails", "specific",
+                                       "layer", "dose", "self_effect", "self_lo", "self_hi", "orth_effect",
+                                       "toaster_effect", "polarity_effect", "self_minus_toaster", "p_self_vs_toaster",
+                                       "self_minus_polarity", "p_self_vs_polarity", "self_q", "toaster_q",
+                                       "polarity_q", "random_min", "random_max", "n_items", "expected_sign_source",
+                                       "dose_response", "reason"]),
+              caption="Verdict per readout and group (monitoring = chain-of-thought + interpretability monitoring; "
+                      "self_model_orth = self_model with polarity and negation projected out)")
+    _steering_calibration(rep, root / "steering")
 
     # -- identity check
     rep.section("Identity check of each tune",
@@ -227,6 +231,28 @@ def _identity_rows(data: dict | None) -> list[dict]:
 
 def _first(rows: list[dict], key: str) -> Any:
     return rows[0].get(key) if rows else None
+
+
+def _steering_calibration(rep: Any, folder: Path) -> None:
+    """How the steering stage was read (positions, skipped controls) and the calibration of its decision rule."""
+    man = _read_json(folder / "manifest.json") or {}
+    params = man.get("params", {})
+    notes = [f"Continuation readout: steering vector added at `{params.get('positions', 'all')}` positions"
+             + (" (prompt only, never on the scored answer tokens)." if params.get("positions") == "prompt" else ".")]
+    notes += [f"Note: {n}" for n in params.get("notes", [])]
+    cal = read_csv(folder / "calibration.csv")
+    rep.section("Calibration of the decision rule",
+                " ".join(notes) + " Null: norm-matched random directions, each put through the verdict rule in "
+                "self_model's place (monitoring group, verdict dose); false-positive rate = share called yes, Wilson "
+                "95% CI, target <= 5%. Planted (held-out monitoring items): the mean activation difference between "
+                "preferring and rejecting answers, and each readout's gradient; sensitivity = share called yes.")
+    if cal:
+        for r in cal:
+            what = "false-positive rate" if r["kind"] == "null_random" else "planted sensitivity"
+            r["summary"] = (f"{what} {float(r['rate']):.0%} ({r['n_yes']}/{r['n']}), 95% CI "
+                            f"[{float(r['rate_lo']):.0%}, {float(r['rate_hi']):.0%}]")
+        rep.table(cal, _cols(cal, ["readout", "kind", "summary", "n", "n_yes", "rate", "rate_lo", "rate_hi", "dose",
+                                   "layer", "passes"]), caption="Calibration of the steering verdict")
 
 
 def _verdict_dose(verdict: list[dict]) -> float | None:

@@ -150,9 +150,11 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         if abl.exists():
             shift = tuned_shift_from(load_rows(abl))
         prof = get_profile(s["profile"], n_random=s["n_random"])
+        readouts = list(dict.fromkeys([*s["readouts"], *([s["scorer"]] if s["scorer"] else [])]))
         res = run_steering(load_model(spec), dirs, folder, conditions=s["conditions"] or DEFAULT_CONDITIONS,
-                           doses=s["doses"] or None, sweep_layers=s["layers"] or None, scorer=s["scorer"],
-                           profile=prof, seed=seed, verdict_shift=shift)
+                           doses=s["doses"] or None, sweep_layers=s["layers"] or None, readouts=readouts,
+                           positions=s["positions"], profile=prof, seed=seed, verdict_shift=shift,
+                           calibrate=s["calibrate"], n_null=s["n_null"])
         return to_jsonable(res)
     steer_after = ["probes"] + (["ablation"] if cfg["ablation"]["enabled"] and has_conscious else [])
     stages.append(Stage("steering", run_steering_stage, {"model": prov, "steering": cfg["steering"], "seed": seed},
