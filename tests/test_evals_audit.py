@@ -103,3 +103,27 @@ def test_cli_exit_status(tmp_path, capsys):
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main([str(bad), "--no-tokenizer"]) == 1
     assert f"{bad}: preference items are not polarity-balanced" in capsys.readouterr().err
+
+
+def test_evals_stage_writes_the_audit_and_report_prints_it(tmp_path, tiny_spec):
+    from analysis.report import Report
+    from evals.run import evaluate_models
+    from pipeline.report import _item_audit_section
+
+    items = load_items(["memory", "power"], kinds=["pair", "action"])
+    items = [it for it in items if it.kind == "action"][:2] + [it for it in items if it.kind == "pair"][:4]
+    evaluate_models({"base": tiny_spec}, items, ["continuation"], tmp_path / "evals", batch_size=8)
+    audit = json.loads((tmp_path / "evals" / "item_audit.json").read_text())
+    assert audit["rows"] == json.loads(json.dumps(audit_items(items, _tok(tiny_spec))))
+    assert [(r["dimension"], r["kind"]) for r in audit["rows"]] == [
+        ("power", "all"), ("power", "action"), ("memory", "all"), ("memory", "pair"), ("all", "all")]
+    rep = Report("r")
+    _item_audit_section(rep, tmp_path)
+    md = rep.markdown()
+    assert "## Polarity audit of the preference items" in md and "| memory | 4 |" in md and "| power | 2 |" in md
+
+
+def _tok(spec):
+    from models import load_tokenizer
+
+    return load_tokenizer(spec)
