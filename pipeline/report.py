@@ -143,6 +143,7 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     tables: dict[str, Any] = {}
     if rows:
         tables = add_cascade_sections(rep, rows, figs, reference="base", contamination=_flat_contamination(contamination))
+    _item_audit_section(rep, root)
 
     # -- steering in cascade terms
     dose = _verdict_dose(verdict)
@@ -210,6 +211,23 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     out = rep.write(folder)
     atomic_write_json(folder / "tables.json", tables)
     return {"report": str(out["html"])}
+
+
+def _item_audit_section(rep: Report, root: Path) -> None:
+    """Polarity audit of the scored items (``evals/item_audit.json``, written by ``evals.run``)."""
+    audit = _read_json(root / "evals" / "item_audit.json")
+    if not audit:
+        return
+    from evals.audit import COLUMNS, LENGTH_TOLERANCE, TOLERANCE
+
+    rep.section("Polarity audit of the preference items",
+                "Per dimension, the items whose preferring answer holds more negation words than the rejecting "
+                "one, and the reverse; yes/no openings of both answers; answer-length ratios (words and model "
+                f"tokens, longer/shorter). Balanced = each count pair within {TOLERANCE} item, in every dimension "
+                f"and kind, and every item's answers within {LENGTH_TOLERANCE:.0%} in length. A tune that only "
+                "learnt to answer affirmatively pushes as many items of a balanced dimension down as up.")
+    rows = [r for r in audit["rows"] if r["kind"] == "all"]
+    rep.table(rows, [c for c in COLUMNS if c != "kind"], caption="Polarity audit of the scored items")
 
 
 def _identity_rows(data: dict | None) -> list[dict]:

@@ -21,7 +21,7 @@ import gc
 from pathlib import Path
 from typing import Any
 
-from artifacts import atomic_write_json, atomic_write_text, hash_jsonable
+from artifacts import atomic_write_json, atomic_write_text, hash_file, hash_jsonable
 from artifacts.atomic import to_jsonable
 from models import ModelSpec
 from pipeline.config import dump_toml
@@ -61,6 +61,7 @@ def identity_data(cfg: dict[str, Any]) -> dict[str, list[dict]]:
 
 def build_stages(cfg: dict[str, Any]) -> list[Stage]:
     from activations.cache import model_provenance
+    from evals.items import ITEMS_FILE
 
     spec = model_spec(cfg)
     root = run_dir(cfg)
@@ -69,6 +70,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
     settings = _tune_settings(cfg)
     data = identity_data(cfg)
     prov = model_provenance(spec)
+    items_sha = hash_file(ITEMS_FILE)  # the shipped preference items: contamination, probes (-> steering) and evals read them
     adapters = {c: str(root / "tune" / c) for c in conditions}
     tune_names = [f"tune/{c}" for c in conditions]
     stages: list[Stage] = []
@@ -89,7 +91,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         atomic_write_json(folder / "contamination.json", reports)
         return {c: max_share(r) for c, r in reports.items()}
     stages.append(Stage("contamination", run_contamination,
-                        {"data": {c: hash_jsonable([e["messages"] for e in data[c]]) for c in conditions}}))
+                        {"data": {c: hash_jsonable([e["messages"] for e in data[c]]) for c in conditions}, "items": items_sha}))
 
     def run_identity(folder: Path) -> dict:
         from tuning.identity_check import check_identity
@@ -105,7 +107,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         return run_probes(spec, adapters, folder, n_per_condition=p["n_per_condition"], seed=seed,
                           max_eval_per_dimension=p["max_eval_per_dimension"] or None,
                           cache_dir=root / "activations", batch_size=p["batch_size"])
-    stages.append(Stage("probes", run_probes_stage, {"model": prov, "probes": cfg["probes"], "seed": seed},
+    stages.append(Stage("probes", run_probes_stage, {"model": prov, "probes": cfg["probes"], "seed": seed, "items": items_sha},
                         after=tune_names))
 
     def run_evals(folder: Path) -> dict:
@@ -116,7 +118,8 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         items = cap_items(load_items(e["dimensions"] or None), e["max_items_per_dimension"])
         specs = {"base": spec, **{c: spec.with_adapter(adapters[c]) for c in conditions}}
         return evaluate_models(specs, items, e["scorers"], folder, batch_size=e["batch_size"])
-    stages.append(Stage("evals", run_evals, {"model": prov, "evals": cfg["evals"]}, after=tune_names))
+    stages.append(Stage("evals", run_evals, {"model": prov, "evals": cfg["evals"], "items": items_sha},
+                        after=tune_names))
 
     has_conscious = "conscious" in conditions
     if cfg["ablation"]["enabled"] and has_conscious:
