@@ -198,7 +198,8 @@ class EndpointJudge(_BaseJudge):
 
     @property
     def stats(self) -> dict[str, int]:
-        return {**self.client.stats, "judge_errors": self.n_errors, "uncached_requests": self.n_requests}
+        return {"calls": 0, "ok": 0, "retries": 0, "failed": 0, **self.client.stats, "judge_errors": self.n_errors,
+                "uncached_requests": self.n_requests}
 
     def judge_many(self, requests: list[JudgeRequest]) -> list[Verdict]:
         prompts = [r.prompt() for r in requests]
@@ -221,9 +222,13 @@ class EndpointJudge(_BaseJudge):
             fresh[key] = v
 
         try:
-            self.client.run([self.payload(todo[k]) for k in order], on_done=done)
+            results = self.client.run([self.payload(todo[k]) for k in order], on_done=done)
         finally:
             self.cache.close()
+        if results and all(r.content is None and r.error.startswith("connection") for r in results):
+            raise JudgeError(f"judge endpoint {self.client.safe_url} is unreachable: all {len(results)} calls failed "
+                             f"({results[0].error}); check [judge] base_url / SELFMODEL_JUDGE_BASE_URL or use the "
+                             "local judge (--judge local)")
         return [self._cached(k) or fresh[k] for k in keys]
 
 

@@ -47,12 +47,14 @@ def _answer_of(prompt: str) -> str | None:
 
 
 class LoopbackJudge:
-    def __init__(self, faults: dict[str, float] | None = None, slow_s: float = 2.0, port: int = 0):
+    def __init__(self, faults: dict[str, float] | None = None, slow_s: float = 2.0, port: int = 0,
+                 delay_s: float = 0.0):
         self.faults = dict(faults or {})
         bad = [f for f in self.faults if f not in TRANSIENT + PERSISTENT]
         if bad:
             raise ValueError(f"unknown fault(s) {bad}; use {', '.join(TRANSIENT + PERSISTENT)}")
         self.slow_s = slow_s
+        self.delay_s = delay_s  # every reply waits this long (0: answers at once)
         self.port = port
         self.attempts: Counter = Counter()  # prompt -> requests received
         self.ok: Counter = Counter()  # prompt -> valid verdicts sent
@@ -105,6 +107,8 @@ class LoopbackJudge:
         prompt = req["messages"][-1]["content"]
         self.attempts[prompt] += 1
         fault = self.fault_for(prompt, self.attempts[prompt])
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         if fault:
             self.injected[fault] += 1
         if fault == "drop":
