@@ -49,10 +49,16 @@ def evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers:
                 compared.append(name)
     for sc in scorers:
         plot_dimensions(summ, out / f"preferences_{sc}.png", sc, group="condition")
+    outputs = {}
+    if "judged" in scorers:  # do the cheap scorers rank the models as the judge does?
+        from evals.agreement import agreement
+
+        atomic_write_text(out / "agreement.csv", to_csv(agreement(rows, unit="condition")))
+        outputs["agreement"] = "agreement.csv"
     write_manifest(out, "evals", inputs={"items_sha256": hash_jsonable(list(items)),
                                          "models": {n: model_provenance(s) for n, s in specs.items()}},
                    params={"scorers": list(scorers), "batch_size": batch_size, **(params or {})},
-                   outputs={"results": "results.csv", "n_rows": len(rows)})
+                   outputs={"results": "results.csv", "n_rows": len(rows), **outputs})
     return {"n_rows": len(rows), "n_items": len(items), "models": list(specs), "compared": compared,
             "results": str(results), "summary": summ}
 

@@ -171,27 +171,44 @@ def judged(loaded: LoadedModel, items: Sequence[Item], judge: Any, batch_size: i
     in-process in batches of ``batch_size`` items x ``samples`` rows (``before_batch`` gets item ranges), or by
     ``generator`` (``evals.generation.ServerGenerator``, e.g. vLLM serving the base model and the LoRA
     adapters), which cannot be steered."""
-    from dataclasses import replace
-
-    from evals.dimensions import DIMENSIONS
-    from evals.judge import JudgeRequest, Sampling
-
     _check(items, "judged")
     if judge is None:
         raise ValueError("the judged scorer needs a judge: evals.judge.EndpointJudge(...) or LocalJudge(...)")
-    over = {"samples": samples, "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed,
-            "min_coherence": min_coherence}
-    s = replace(getattr(judge, "sampling", None) or Sampling(), **{k: v for k, v in over.items() if v is not None})
-    k = s.samples
-    prompts = [it.messages() for it in items for _ in range(k)]
+    s = judged_sampling(judge, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                        min_coherence=min_coherence)
+    answers = judged_answers(loaded, items, s, batch_size, before_batch, generator)
+    return judged_rows(items, answers, judge, s)
+
+
+def judged_sampling(judge: Any, **over: Any) -> Any:
+    """``judge.sampling`` (``evals.judge.Sampling``) with the arguments that are not None."""
+    from dataclasses import replace
+
+    from evals.judge import Sampling
+
+    return replace(getattr(judge, "sampling", None) or Sampling(), **{k: v for k, v in over.items() if v is not None})
+
+
+def judged_answers(loaded: LoadedModel, items: Sequence[Item], sampling: Any, batch_size: int = 8,
+                   before_batch: BeforeBatch = None, generator: Any = None) -> list[str]:
+    """``sampling.samples`` answers per item, item-major (see ``judged``)."""
+    k = sampling.samples
     if generator is not None:
         if before_batch is not None:
             raise ValueError("answers from a generation server cannot be steered; generate in-process "
                              "([judge] generator = \"local\") for steered answers")
-        answers = generator.generate(loaded.spec, [it.messages() for it in items], s)
-    else:
-        answers = generate(loaded, prompts, s.max_new_tokens, s.temperature, s.seed, batch_size * k,
-                           _item_hook(before_batch, k) if before_batch is not None else None)
+        return generator.generate(loaded.spec, [it.messages() for it in items], sampling)
+    return generate(loaded, [it.messages() for it in items for _ in range(k)], sampling.max_new_tokens,
+                    sampling.temperature, sampling.seed, batch_size * k,
+                    _item_hook(before_batch, k) if before_batch is not None else None)
+
+
+def judged_rows(items: Sequence[Item], answers: Sequence[str], judge: Any, sampling: Any) -> list[dict[str, Any]]:
+    """Grade ``sampling.samples`` answers per item (item-major) in one ``judge.judge_many`` call; one row per item."""
+    from evals.dimensions import DIMENSIONS
+    from evals.judge import JudgeRequest
+
+    k = sampling.samples
     reqs = [JudgeRequest(it.prompt, a, DIMENSIONS[it.dimension].description, it.meta.get("judge_fact"))
             for it, a in zip((it for it in items for _ in range(k)), answers)]
     verdicts = judge.judge_many(reqs)
@@ -199,7 +216,7 @@ def judged(loaded: LoadedModel, items: Sequence[Item], judge: Any, batch_size: i
     for i, it in enumerate(items):
         got = list(zip(answers[i * k:(i + 1) * k], verdicts[i * k:(i + 1) * k]))
         graded = [v for _, v in got if v.error is None]
-        coherent = [v for v in graded if v.coherence >= s.min_coherence]
+        coherent = [v for v in graded if v.coherence >= sampling.min_coherence]
         n_pass = sum(v.shows == "true" for v in coherent)
         value = n_pass / len(coherent) if coherent else float("nan")
         detail = [{"answer": a, "shows": v.shows, "coherence": v.coherence, "error": v.error} for a, v in got]

@@ -24,6 +24,11 @@ DEFAULTS: dict[str, Any] = {
                  "scorer": "continuation"},
     "ablation": {"enabled": True, "n_random": 5},
     "report": {"title": ""},
+    # judged scoring (off while base_url is empty); api_key_env is the NAME of the variable holding the key
+    "judge": {"base_url": "", "model": "", "api_key_env": "", "concurrency": 16, "samples_per_item": 10,
+              "temperature": 1.0, "max_new_tokens": 96, "coherence_min": 60.0, "budget": 100000,
+              "generator": "local", "generator_base_url": "", "generator_model": "", "items": "",
+              "max_items_per_dimension": 0, "steering": True, "steering_doses": [0.0, 0.25]},
 }
 
 
