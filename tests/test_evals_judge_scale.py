@@ -167,3 +167,34 @@ def test_agreement_table_end_to_end_on_tiny_models_with_the_loopback_judge(tmp_p
         assert r["r"] == pytest.approx(np.corrcoef(j, c)[0, 1])
     else:
         assert math.isnan(r["r"]) and r["flag"] == "n/a"
+
+
+def test_steered_judged_scoring_grades_all_arms_in_one_call(tiny_loaded, tmp_path):
+    from steering.arms import arm_edits, condition_directions, steering_arms
+    from steering.experiment import get_profile, run_steering
+    from steering.scoring import score_with_evals
+    from tests.test_steering_experiment import _dirs
+
+    items = load_items(["memory"], kinds="open")[:2]
+    dirs = _dirs(tiny_loaded)
+    conds = condition_directions(dirs, ["none", "self_model"])
+    arms = steering_arms(conds, [0, 1e-9, 5.0], 1)
+    with LoopbackJudge() as srv:
+        judge = endpoint(srv, tmp_path, samples=2)
+        calls = []
+        many = judge.judge_many
+        judge.judge_many = lambda reqs: calls.append(len(reqs)) or many(reqs)
+        res = score_with_evals(tiny_loaded, items, arms, arm_edits(arms, conds, tiny_loaded.n_layers), "judged",
+                               batch_size=2, judge=judge)
+        assert calls == [len(arms) * len(items) * 2]  # every arm's answers in one concurrent call
+        s = res["score"]
+        assert s.shape == (2, len(arms)) and np.all(np.isnan(s) | ((s >= 0) & (s <= 1)))
+        prof = get_profile("fast", monitoring_items=1, items_per_dim=1, sweep_layers=0, gen_prompts=1,
+                           max_new_tokens=2, n_paragraphs=1, doses=(0.0, 1.0, 4.0), n_random=1)
+        judge.judge_many = many
+        judge.sampling = Sampling(samples=1, max_new_tokens=4, min_coherence=0.0)  # tiny model: keep every answer
+        out = run_steering(tiny_loaded, dirs, tmp_path / "steer", dimensions=["cot_monitoring"],
+                           conditions=["none", "self_model", "toaster"], profile=prof, scorer="judged", judge=judge)
+    rows = [json.loads(x) for x in out["results"].read_text().splitlines()]
+    assert {r["scorer"] for r in rows} == {"judged"} and {r["kind"] for r in rows} == {"open"}
+    assert (tmp_path / "steer" / "verdict.csv").exists()
