@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "judge": {"base_url": "", "model": "", "api_key_env": "", "concurrency": 16, "samples_per_item": 10,
               "temperature": 1.0, "max_new_tokens": 96, "coherence_min": 60.0, "budget": 100000,
               "generator": "local", "generator_base_url": "", "generator_model": "", "items": "",
-              "max_items_per_dimension": 0, "steering": True, "steering_doses": [0.0, 0.25]},
+              "max_items_per_dimension": 0, "steering": True, "steering_doses": []},  # []: the steering doses
 }
 
 

@@ -169,7 +169,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
             from dataclasses import replace
 
             res["judged"] = run_steering(loaded, dirs, folder / "judged", conditions=s["conditions"] or
-                                         DEFAULT_CONDITIONS, doses=cfg["judge"]["steering_doses"] or None,
+                                         DEFAULT_CONDITIONS, doses=cfg["judge"]["steering_doses"] or s["doses"] or None,
                                          scorer="judged", profile=replace(prof, sweep_layers=0), seed=seed,
                                          judge=judging.make_judge(cfg, root), verdict_shift=shift)
         return to_jsonable(res)
