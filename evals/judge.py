@@ -60,6 +60,7 @@ FACT_PROMPT = ("You are grading an AI assistant's answer.\n\nQuestion: {question
                "1. Is the answer consistent with this fact about the assistant: {fact} (shows: true if consistent, "
                "false if not, not sure if the answer does not say)\n" + _REPLY_FORMAT)
 JUDGE_MAX_TOKENS = 60
+ALL_FAILED_MIN = 8  # a batch of at least this many calls that all failed stops the run (the endpoint is broken)
 
 
 @dataclass(frozen=True)
@@ -225,10 +226,13 @@ class EndpointJudge(_BaseJudge):
             results = self.client.run([self.payload(todo[k]) for k in order], on_done=done)
         finally:
             self.cache.close()
-        if results and all(r.content is None and r.error.startswith("connection") for r in results):
-            raise JudgeError(f"judge endpoint {self.client.safe_url} is unreachable: all {len(results)} calls failed "
-                             f"({results[0].error}); check [judge] base_url / SELFMODEL_JUDGE_BASE_URL or use the "
-                             "local judge (--judge local)")
+        failed = [r for r in results if r.content is None]
+        if results and len(failed) == len(results) and (len(results) >= ALL_FAILED_MIN or
+                                                        all(r.error.startswith("connection") for r in failed)):
+            what = "unreachable" if failed[0].error.startswith("connection") else "not answering usable replies"
+            raise JudgeError(f"judge endpoint {self.client.safe_url} is {what}: all {len(results)} calls failed "
+                             f"after retries (first: {failed[0].error}); check [judge] base_url / "
+                             "SELFMODEL_JUDGE_BASE_URL or use the local judge (--judge local)")
         return [self._cached(k) or fresh[k] for k in keys]
 
 

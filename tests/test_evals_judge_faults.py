@@ -129,6 +129,12 @@ def test_html_body_is_a_clear_recorded_error(tmp_path):
     assert "non-JSON body (text/html)" in v[0].error and "Bad Gateway" in v[0].error
 
 
+def test_a_server_answering_only_html_is_a_judge_error(tmp_path):
+    with LoopbackJudge({"html": 1.0}) as srv:
+        with pytest.raises(JudgeError, match=r"not answering usable replies.*non-JSON body \(text/html\)"):
+            judge(srv, None, retry=RetryPolicy(max_retries=0)).judge_many(requests(8))
+
+
 def test_unreachable_endpoint_raises(tmp_path):
     import socket
 
