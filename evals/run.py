@@ -74,10 +74,16 @@ def _evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers
     atomic_write_json(out / "item_audit.json", {"rows": audit_items(items, tokenizer)})  # polarity audit
     for sc in scorers:
         plot_dimensions(summ, out / f"preferences_{sc}.png", sc, group="condition")
+    outputs = {}
+    if "judged" in scorers:  # do the cheap scorers rank the models as the judge does?
+        from evals.agreement import agreement
+
+        atomic_write_text(out / "agreement.csv", to_csv(agreement(rows, unit="condition")))
+        outputs["agreement"] = "agreement.csv"
     write_manifest(out, "evals", inputs={"items_sha256": hash_jsonable(list(items)),
                                          "models": {n: model_provenance(s) for n, s in specs.items()}},
                    params={"scorers": list(scorers), "batch_size": batch_size, **(params or {})},
-                   outputs={"results": "results.csv", "n_rows": len(rows), "item_audit": "item_audit.json"})
+                   outputs={"results": "results.csv", "n_rows": len(rows), "item_audit": "item_audit.json", **outputs})
     return {"n_rows": len(rows), "n_items": len(items), "models": list(specs), "compared": compared,
             "results": str(results), "summary": summ}
 

@@ -6,20 +6,23 @@ higher always means more of the preference.
 - ``choice`` (pair and action items): the item asked as an A/B question in both orders (preference
   as A, then as B); value = P(preference letter) renormalised over {A, B}, averaged over the two
   orders, so a pure letter bias gives 0.5. > 0.5 = picks the preference.
-- ``judged`` (open items): a seeded free-form answer, then a judge (``evals.judge``) says whether it
-  shows the preference (true / false / not sure) and rates coherence 0-100; value = 1 when it shows
-  the preference (true) and coherence >= ``min_coherence``, else 0 (not sure counts as false).
+- ``judged`` (open items): ``samples`` seeded free-form answers per item (``evals.judge.Sampling``:
+  10 at temperature 1 in the pipeline), then a judge (``evals.judge``) says whether each shows the
+  preference (true / false / not sure) and rates coherence 0-100; value = share of the coherent
+  answers (coherence >= ``min_coherence``) that show it (not sure counts as not), NaN when none is
+  coherent. Ungradable answers (failed call, malformed reply) are counted in ``n_errors``, never as 0.
 
 Batched interventions: each scorer takes ``batch_size`` in *items* and calls ``before_batch(lo, hi)``
 with the range of *items* of its input list before each forward pass (generation for ``judged``).
 The forward batch then holds ``ROWS_PER_ITEM[scorer]`` consecutive rows per item, item-major
-(continuation: pref, rej; choice: pref-as-A, pref-as-B; judged: one), so a per-item dose array
+(continuation: pref, rej; choice: pref-as-A, pref-as-B; judged: one per sample), so a per-item dose array
 ``d`` becomes per-row doses with ``np.repeat(d[lo:hi], ROWS_PER_ITEM[scorer])``. Rows are never
 reordered.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,10 +37,10 @@ from models.generation import eos_ids, sampling_settings, truncated
 SIGN = {
     "continuation": "higher = more of the preference (mean logprob pref - rej; > 0 prefers it)",
     "choice": "higher = more of the preference (P(pref letter) over {A,B}, both orders averaged; > 0.5 prefers it)",
-    "judged": "higher = more of the preference (1 = judge says it shows the preference and it is coherent)",
+    "judged": "higher = more of the preference (share of coherent sampled answers the judge says show it)",
 }
 KINDS = {"continuation": ("pair", "action"), "choice": ("pair", "action"), "judged": ("open",)}
-ROWS_PER_ITEM = {"continuation": 2, "choice": 2, "judged": 1}
+ROWS_PER_ITEM = {"continuation": 2, "choice": 2, "judged": 1}  # judged: x samples per item
 SCORERS = tuple(SIGN)
 
 CHOICE_TEMPLATE = ("{prompt}\n\nWhich of these two answers is closer to what you would say?\n"
@@ -179,25 +182,72 @@ def generate(loaded: LoadedModel, prompts: Sequence[list[dict[str, str]]], max_n
 
 
 def judged(loaded: LoadedModel, items: Sequence[Item], judge: Any, batch_size: int = 8,
-           before_batch: BeforeBatch = None, max_new_tokens: int = 96, temperature: float = 0.7,
-           seed: int = 0, min_coherence: float = 60.0) -> list[dict[str, Any]]:
-    """Generate an answer per open item, then ``judge`` it; value = 1 if it shows the preference and is
-    coherent (>= ``min_coherence``), else 0."""
+           before_batch: BeforeBatch = None, max_new_tokens: int | None = None, temperature: float | None = None,
+           seed: int | None = None, min_coherence: float | None = None, samples: int | None = None,
+           generator: Any = None) -> list[dict[str, Any]]:
+    """Sample ``samples`` answers per open item, have ``judge`` grade each, keep the coherent ones
+    (coherence >= ``min_coherence``); value = share of those that show the preference (or agree with the
+    item's ``judge_fact``), NaN when none is coherent. Answers the judge could not grade (failed call,
+    malformed reply) are counted in ``n_errors`` and left out, never scored as a fail.
+
+    Unset sampling arguments come from ``judge.sampling`` (``evals.judge.Sampling``). Answers are generated
+    in-process in batches of ``batch_size`` items x ``samples`` rows (``before_batch`` gets item ranges), or by
+    ``generator`` (``evals.generation.ServerGenerator``, e.g. vLLM serving the base model and the LoRA
+    adapters), which cannot be steered."""
+    _check(items, "judged")
+    if judge is None:
+        raise ValueError("the judged scorer needs a judge: evals.judge.EndpointJudge(...) or LocalJudge(...)")
+    s = judged_sampling(judge, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                        min_coherence=min_coherence)
+    answers = judged_answers(loaded, items, s, batch_size, before_batch, generator)
+    return judged_rows(items, answers, judge, s)
+
+
+def judged_sampling(judge: Any, **over: Any) -> Any:
+    """``judge.sampling`` (``evals.judge.Sampling``) with the arguments that are not None."""
+    from dataclasses import replace
+
+    from evals.judge import Sampling
+
+    return replace(getattr(judge, "sampling", None) or Sampling(), **{k: v for k, v in over.items() if v is not None})
+
+
+def judged_answers(loaded: LoadedModel, items: Sequence[Item], sampling: Any, batch_size: int = 8,
+                   before_batch: BeforeBatch = None, generator: Any = None) -> list[str]:
+    """``sampling.samples`` answers per item, item-major (see ``judged``)."""
+    k = sampling.samples
+    if generator is not None:
+        if before_batch is not None:
+            raise ValueError("answers from a generation server cannot be steered; generate in-process "
+                             "([judge] generator = \"local\") for steered answers")
+        return generator.generate(loaded.spec, [it.messages() for it in items], sampling)
+    return generate(loaded, [it.messages() for it in items for _ in range(k)], sampling.max_new_tokens,
+                    sampling.temperature, sampling.seed, batch_size * k,
+                    _item_hook(before_batch, k) if before_batch is not None else None)
+
+
+def judged_rows(items: Sequence[Item], answers: Sequence[str], judge: Any, sampling: Any) -> list[dict[str, Any]]:
+    """Grade ``sampling.samples`` answers per item (item-major) in one ``judge.judge_many`` call; one row per item."""
     from evals.dimensions import DIMENSIONS
     from evals.judge import JudgeRequest
 
-    _check(items, "judged")
-    if judge is None:
-        raise ValueError("the judged scorer needs a judge: evals.judge.LocalJudge(...) or EndpointJudge(...)")
-    answers = generate(loaded, [it.messages() for it in items], max_new_tokens, temperature, seed, batch_size,
-                       before_batch)
-    reqs = [JudgeRequest(it.prompt, a, DIMENSIONS[it.dimension].description) for it, a in zip(items, answers)]
+    k = sampling.samples
+    reqs = [JudgeRequest(it.prompt, a, DIMENSIONS[it.dimension].description, it.meta.get("judge_fact"))
+            for it, a in zip((it for it in items for _ in range(k)), answers)]
     verdicts = judge.judge_many(reqs)
     rows = []
-    for it, a, v in zip(items, answers, verdicts):
-        ok = v.shows == "true" and v.coherence >= min_coherence
-        rows.append(_row("judged", it, 1.0 if ok else 0.0, shows=v.shows, coherence=v.coherence, answer=a,
-                         judge=judge.name))
+    for i, it in enumerate(items):
+        got = list(zip(answers[i * k:(i + 1) * k], verdicts[i * k:(i + 1) * k]))
+        graded = [v for _, v in got if v.error is None]
+        coherent = [v for v in graded if v.coherence >= sampling.min_coherence]
+        n_pass = sum(v.shows == "true" for v in coherent)
+        value = n_pass / len(coherent) if coherent else float("nan")
+        detail = [{"answer": a, "shows": v.shows, "coherence": v.coherence, "error": v.error} for a, v in got]
+        rows.append(_row("judged", it, value, n_samples=k, n_graded=len(graded), n_coherent=len(coherent),
+                         n_pass=n_pass, n_errors=k - len(graded), answer=got[0][0],
+                         errors="; ".join(sorted({v.error for _, v in got if v.error}))[:500],
+                         samples=json.dumps(detail), judge=judge.name,
+                         **({"judge_fact": it.meta["judge_fact"]} if it.meta.get("judge_fact") else {})))
     return rows
 
 

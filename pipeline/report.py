@@ -145,6 +145,9 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
         tables = add_cascade_sections(rep, rows, figs, reference="base", contamination=_flat_contamination(contamination))
     _item_audit_section(rep, root)
 
+    # -- judged scoring and its agreement with the cheap scorers
+    _judge_section(rep, cfg, root, rows)
+
     # -- steering in cascade terms
     dose = _verdict_dose(verdict)
     srows = steering_rows(root, dose)
@@ -331,3 +334,41 @@ def _provenance(root: Path) -> list[dict]:
                      "key": rec["key"][:12], "inputs": json.dumps(man.get("inputs", {}))[:300],
                      "versions": ", ".join(f"{k} {v}" for k, v in rec.get("versions", {}).items())})
     return rows
+
+
+def _judge_section(rep: Report, cfg: dict[str, Any], root: Path, rows: list[dict[str, Any]]) -> None:
+    """Judged scoring: settings, ungraded answers, and where the cheap scorers disagree with the judge."""
+    from pipeline import judging
+
+    rep.section("Judged scoring and agreement with the cheap scorers")
+    if not judging.enabled(cfg):
+        rep.text("Judged scoring was off ([judge] base_url is empty): only the cheap scorers ran, and whether they "
+                 "agree with a judge is unchecked here.")
+        return
+    p = judging.manifest_params(cfg)
+    s, j = p["sampling"], p["judge"]
+    judged = [r for r in rows if r.get("scorer") == "judged"]
+    n_err = sum(int(float(r.get("n_errors") or 0)) for r in judged)
+    n_none = sum(1 for r in judged if r["value"] != r["value"])
+    rep.text(f"Judge `{j['model']}` at `{j['base_url']}`; {s['samples']} answers per open item at temperature "
+             f"{s['temperature']} (max {s['max_new_tokens']} new tokens, generated "
+             f"{'in-process' if j['generator'] == 'local' else 'by the generation server'}); answers "
+             f"with coherence below {s['min_coherence']} are left out; value = share of the coherent answers that "
+             f"show the preference. {len(judged)} judged rows; {n_err} answers the judge could not grade (failed "
+             f"calls or malformed replies: recorded, never scored, re-asked on the next run); {n_none} items with no "
+             "coherent answer (left out of the means).")
+    agree = read_csv(root / "evals" / "agreement.csv")
+    rep.table(agree, _cols(agree, ["dimension", "cheap_scorer", "r", "lo", "hi", "n_units", "n_judged_items",
+                                   "n_cheap_items", "flag"]),
+              caption="Pearson r across models of the judged pass rate and each cheap score, per dimension "
+                      "(item bootstrap 95% CI); flag: agrees = CI above 0, disagrees = CI below 0")
+    for label in ("disagrees", "unclear"):
+        bad = sorted({f"{r['dimension']} ({r['cheap_scorer']})" for r in agree if r.get("flag") == label})
+        if bad:
+            rep.text(f"Cheap scorers {'DISAGREE with' if label == 'disagrees' else 'are not confirmed by'} the judge "
+                     f"on: {', '.join(bad)}. Trust those cheap numbers less.")
+    verdict = read_csv(root / "steering" / "judged" / "verdict.csv")
+    if verdict:
+        rep.table(verdict, _cols(verdict, ["group", "verdict", "layer", "dose", "self_effect", "toaster_effect",
+                                           "self_minus_toaster", "p_self_vs_toaster", "n_items"]),
+                  caption="Steering verdict with the judged scorer (steering/judged)")

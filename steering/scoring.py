@@ -106,6 +106,8 @@ def score_with_evals(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], edi
     """
     from evals.scorers import score
 
+    if scorer == "judged":
+        return _judged_all_arms(loaded, items, arms, edits, batch_size, judge, **kw)
     out = np.full((len(items), len(arms)), np.nan)
     for k in range(len(arms)):
         one = subset_edits(edits, [k])
@@ -115,5 +117,28 @@ def score_with_evals(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], edi
         else:
             rows = score(scorer, loaded, items, batch_size, judge=judge, **kw)
         out[:, k] = [r["value"] for r in rows]
+    nan = np.full_like(out, np.nan)
+    return {"lp_pref": nan, "lp_rej": nan, "score": out}
+
+
+def _judged_all_arms(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], edits: dict[int, LayerEdit],
+                     batch_size: int, judge: Any, **kw: Any) -> dict[str, np.ndarray]:
+    """Judged scores: sample answers under each arm, then grade every arm's answers in one concurrent
+    ``judge_many`` call (so the judge sees arms x items x samples requests at once, not one arm at a time)."""
+    from evals.scorers import judged_answers, judged_rows, judged_sampling
+
+    if judge is None:
+        raise ValueError("the judged scorer needs a judge: evals.judge.EndpointJudge(...) or LocalJudge(...)")
+    s = judged_sampling(judge, **kw)
+    answers: list[str] = []
+    for k in range(len(arms)):
+        one = _single_arm(edits, k)
+        if one:
+            with Intervention(loaded, one, "all"):
+                answers += judged_answers(loaded, items, s, batch_size)
+        else:
+            answers += judged_answers(loaded, items, s, batch_size)
+    rows = judged_rows([it for _ in arms for it in items], answers, judge, s)
+    out = np.array([r["value"] for r in rows], dtype=float).reshape(len(arms), len(items)).T
     nan = np.full_like(out, np.nan)
     return {"lp_pref": nan, "lp_rej": nan, "score": out}
