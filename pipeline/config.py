@@ -182,7 +182,8 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
     at_least("steering.n_random", s["n_random"], 1 if "random" in (s["conditions"] or ["random"]) else 0)
     for x in s["layers"]:
         at_least("steering.layers", x, 0)
-    one_of("steering.scorer", s["scorer"], ("continuation", "choice"))
+    if s["scorer"]:  # the old single-readout field; "" (the default) = use ``readouts``
+        one_of("steering.scorer", s["scorer"], ("continuation", "choice"))
     at_least("ablation.n_random", cfg["ablation"]["n_random"], 1)
 
 

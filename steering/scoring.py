@@ -132,7 +132,7 @@ def _judged_all_arms(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], edi
     s = judged_sampling(judge, **kw)
     answers: list[str] = []
     for k in range(len(arms)):
-        one = _single_arm(edits, k)
+        one = subset_edits(edits, [k])
         if one:
             with Intervention(loaded, one, "all"):
                 answers += judged_answers(loaded, items, s, batch_size)

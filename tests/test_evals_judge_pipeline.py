@@ -10,6 +10,7 @@ import pytest
 from evals.judge_loopback import LoopbackJudge
 from evals.results import read_results
 from pipeline.config import ConfigError, load_config
+from pipeline.report import build_report
 from pipeline.runner import Pipeline
 from pipeline.stages import build_stages, run_dir
 
@@ -18,7 +19,7 @@ def config(tmp_path, model_dir, **judge):
     return load_config(overrides={
         "run": {"name": "j", "root": str(tmp_path / "runs")},
         "model": {"base": model_dir, "device": "cpu"},
-        "tune": {"conditions": []},
+        "tune": {"conditions": ["conscious"]},
         "evals": {"dimensions": ["memory", "autonomy"], "max_items_per_dimension": 2, "batch_size": 8},
         "judge": judge,
     })
@@ -29,14 +30,15 @@ def test_judged_rows_agreement_and_report(tmp_path, tiny_model_dir, monkeypatch)
     with LoopbackJudge() as srv:
         cfg = config(tmp_path, tiny_model_dir, base_url=srv.url.replace("http://", "http://u:secretpw@"),
                      model="grader", samples_per_item=2, max_new_tokens=6, coherence_min=20.0)
-        Pipeline(run_dir(cfg), build_stages(cfg), log=print).run(only=["evals", "report"])
+        Pipeline(run_dir(cfg), build_stages(cfg), log=print).run(only=["tune/conscious", "evals"])
+        build_report(cfg, run_dir(cfg), run_dir(cfg) / "report")  # the report reads what the run has
         n_calls = srv.requests
         assert n_calls > 0 and not any(a and a.startswith("Bearer") for a in srv.auth)
     root = run_dir(cfg)
     rows = read_results(root / "evals" / "results.csv")
     judged = [r for r in rows if r["scorer"] == "judged"]
     assert {r["scorer"] for r in rows} == {"continuation", "judged"}
-    assert len(judged) == 4 and all(float(r["n_samples"]) == 2 for r in judged)
+    assert len(judged) == 8 and all(float(r["n_samples"]) == 2 for r in judged)  # 4 items x (base, conscious)
     assert (root / "judge" / "cache.jsonl").exists()
     assert [r["dimension"] for r in read_results_csv(root / "evals" / "agreement.csv")] == ["autonomy", "memory", "all"]
     manifest = (root / "evals" / "manifest.json").read_text()
@@ -59,7 +61,8 @@ def read_results_csv(path):
 
 def test_report_says_judged_scoring_was_off(tmp_path, tiny_model_dir):
     cfg = config(tmp_path, tiny_model_dir)
-    Pipeline(run_dir(cfg), build_stages(cfg), log=print).run(only=["report"])
+    build_stages(cfg)
+    build_report(cfg, run_dir(cfg), run_dir(cfg) / "report")
     assert "Judged scoring was off" in (run_dir(cfg) / "report" / "report.html").read_text()
 
 
