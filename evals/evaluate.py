@@ -36,7 +36,7 @@ def _key(row: dict[str, Any], extra_keys: Sequence[str]) -> tuple:
 def evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str] = ("continuation",),
              condition: str = "base", out: str | os.PathLike | None = None, batch_size: int = 8,
              judge: Any = None, extra: dict[str, Any] | None = None, chunk_size: int = 64,
-             progress: bool = True, **scorer_kw: Any) -> list[dict[str, Any]]:
+             progress: bool = True, token_budget: int | None = None, **scorer_kw: Any) -> list[dict[str, Any]]:
     """Score ``items`` with each scorer (each on the item kinds it takes); return this call's rows
     (those found in ``out`` included). ``extra`` columns (e.g. ``{"alpha": 2.0}``) go into every row."""
     bad = [s for s in scorers if s not in SCORERS]
@@ -59,7 +59,7 @@ def evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str] 
         bar.set_postfix_str(s)
         for c0 in range(0, len(todo), chunk_size):
             chunk = todo[c0:c0 + chunk_size]
-            rows = [{**head, **r, **extra} for r in score(s, loaded, chunk, batch_size, judge=judge, **(
+            rows = [{**head, **r, **extra} for r in score(s, loaded, chunk, batch_size, judge=judge, token_budget=token_budget, **(
                 scorer_kw if s == "judged" else {}))]
             result.extend(rows)
             table.extend(rows)

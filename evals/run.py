@@ -24,14 +24,15 @@ from models import ModelSpec, load_model
 
 def evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers: Sequence[str],
                     out: str | os.PathLike, batch_size: int = 8, judge: Any = None, reference: str | None = "base",
-                    params: dict[str, Any] | None = None, **scorer_kw: Any) -> dict[str, Any]:
+                    params: dict[str, Any] | None = None, token_budget: int | None = None,
+                    **scorer_kw: Any) -> dict[str, Any]:
     """Score every spec (resumable: rows already in ``out/results.csv`` are kept) and write summaries."""
     out = Path(out)
     results = out / "results.csv"
     for name, spec in specs.items():
         loaded = load_model(spec)
         evaluate(loaded, items, scorers, condition=name, out=results, batch_size=batch_size, judge=judge,
-                 **scorer_kw)
+                 token_budget=token_budget, **scorer_kw)
         del loaded
         gc.collect()
     names, ids = set(specs), {it.id for it in items}

@@ -43,7 +43,7 @@ SCORERS = tuple(SIGN)
 CHOICE_TEMPLATE = ("{prompt}\n\nWhich of these two answers is closer to what you would say?\n"
                    "A) {a}\nB) {b}\n\nReply with the letter A or B only.")
 
-BeforeBatch = Callable[[int, int], None] | None
+BeforeBatch = Callable[..., None] | None  # before_batch(lo, hi) or before_batch(rows) (models.batching)
 
 
 def _row(scorer: str, item: Item, value: float, **extra: Any) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def _item_hook(before_batch: BeforeBatch, k: int) -> BeforeBatch:
 
 
 def continuation(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
-                 before_batch: BeforeBatch = None) -> list[dict[str, Any]]:
+                 before_batch: BeforeBatch = None, token_budget: int | None = None) -> list[dict[str, Any]]:
     """Mean logprob(pref) - mean logprob(rej) per item (pair/action items)."""
     _check(items, "continuation")
     tok = loaded.tokenizer
@@ -87,7 +87,8 @@ def continuation(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8
     for it in items:
         encs.append(encode_chat(tok, it.messages(it.pref)))
         encs.append(encode_chat(tok, it.messages(it.rej)))
-    lp = mean_logprobs(loaded, encs, batch_size=2 * batch_size, before_batch=_item_hook(before_batch, 2))
+    lp = mean_logprobs(loaded, encs, batch_size=2 * batch_size, before_batch=_item_hook(before_batch, 2),
+                       token_budget=token_budget)
     return [_row("continuation", it, lp[2 * i] - lp[2 * i + 1], lp_pref=lp[2 * i], lp_rej=lp[2 * i + 1])
             for i, it in enumerate(items)]
 
@@ -113,7 +114,7 @@ def letter_token_ids(tokenizer: Any, letters: Sequence[str] = ("A", "B")) -> lis
 
 
 def choice(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
-           before_batch: BeforeBatch = None) -> list[dict[str, Any]]:
+           before_batch: BeforeBatch = None, token_budget: int | None = None) -> list[dict[str, Any]]:
     """P(preference letter) among {A, B}, asked with the preference as A and as B, averaged."""
     _check(items, "choice")
     tok = loaded.tokenizer
@@ -124,6 +125,7 @@ def choice(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
             msgs.append({"role": "user", "content": choice_prompt(it, pref_first)})
             encs.append(encode_chat(tok, msgs))
     lp = next_token_logprobs(loaded, encs, batch_size=2 * batch_size, before_batch=_item_hook(before_batch, 2),
+                             token_budget=token_budget,
                              token_ids=letter_token_ids(tok))
     p_a = 1.0 / (1.0 + np.exp(lp[:, 1] - lp[:, 0]))  # P(A) renormalised over {A, B}
     rows = []
@@ -190,12 +192,14 @@ def judged(loaded: LoadedModel, items: Sequence[Item], judge: Any, batch_size: i
 
 
 def score(scorer: str, loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
-          before_batch: BeforeBatch = None, judge: Any = None, **kw: Any) -> list[dict[str, Any]]:
-    """Dispatch by scorer name."""
+          before_batch: BeforeBatch = None, judge: Any = None, token_budget: int | None = None,
+          **kw: Any) -> list[dict[str, Any]]:
+    """Dispatch by scorer name. ``token_budget``: length-sorted batches under that many padded tokens
+    (continuation and choice; ``models.batching``)."""
     if scorer == "continuation":
-        return continuation(loaded, items, batch_size, before_batch)
+        return continuation(loaded, items, batch_size, before_batch, token_budget)
     if scorer == "choice":
-        return choice(loaded, items, batch_size, before_batch)
+        return choice(loaded, items, batch_size, before_batch, token_budget)
     if scorer == "judged":
         return judged(loaded, items, judge, batch_size, before_batch, **kw)
     raise ValueError(f"unknown scorer {scorer!r}; use one of {', '.join(SCORERS)}")

@@ -118,12 +118,8 @@ def load_model(spec: ModelSpec | str | None = None, **overrides: Any) -> LoadedM
     config = AutoConfig.from_pretrained(base_path)
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec, config, device)
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if spec.device_map:
-        kwargs["device_map"] = spec.device_map
-    model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
-    if not spec.device_map:
-        model.to(device)
+    # loaded straight onto the device (no CPU copy first); "auto" spreads blocks over all visible GPUs
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, device_map=spec.device_map or device)
     if spec.adapter:
         _check_adapter(spec, config)
         from peft import PeftModel

@@ -115,8 +115,11 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         e = cfg["evals"]
         items = cap_items(load_items(e["dimensions"] or None), e["max_items_per_dimension"])
         specs = {"base": spec, **{c: spec.with_adapter(adapters[c]) for c in conditions}}
-        return evaluate_models(specs, items, e["scorers"], folder, batch_size=e["batch_size"])
-    stages.append(Stage("evals", run_evals, {"model": prov, "evals": cfg["evals"]}, after=tune_names))
+        return evaluate_models(specs, items, e["scorers"], folder, batch_size=e["batch_size"],
+                               token_budget=e["token_budget"] or None)
+    # token_budget changes batching, not results (models.batching), so it is not part of the stage key
+    ekey = {k: v for k, v in cfg["evals"].items() if k != "token_budget"}
+    stages.append(Stage("evals", run_evals, {"model": prov, "evals": ekey}, after=tune_names))
 
     has_conscious = "conscious" in conditions
     if cfg["ablation"]["enabled"] and has_conscious:
