@@ -187,8 +187,7 @@ def ablation_residual(loaded, batch) -> dict[str, float]:
             "mean_residual_norm": mean_norm, "dtype": str(loaded.dtype), "passes_1e-3": worst < 1e-3}
 
 
-def steering_doses(loaded, dev: str, n_items: int, t: int, n_doses: int, batch_size: int,
-                   reps: int = 2) -> dict[str, float]:
+def steering_doses(loaded, dev: str, n_items: int, t: int, n_doses: int, batch_size: int) -> dict[str, float]:
     """One mean_logprobs call with a different dose per row vs one call per dose (same rows)."""
     from evals.logprobs import mean_logprobs
     from models.chat import ChatEncoding
@@ -215,8 +214,8 @@ def steering_doses(loaded, dev: str, n_items: int, t: int, n_doses: int, batch_s
                 out.append(mean_logprobs(loaded, encs, batch_size=batch_size))
         return np.concatenate(out)
 
-    sb, _ = timed(batched, dev, reps)
-    sl, _ = timed(loop, dev, reps)
+    sb, _ = timed(batched, dev, 2)
+    sl, _ = timed(loop, dev, 2)
     diff = float(np.nanmax(np.abs(batched() - loop())))
     return {"rows": len(rows), "batched_s": sb, "loop_s": sl, "speedup": sl / sb, "max_abs_diff": diff}
 
@@ -292,8 +291,7 @@ def main(argv=None) -> dict[str, Any]:
                 batch = batch_for(loaded, size["n"], size["t"], dev)
                 r["throughput"] = throughput(loaded, batch, dev, size["reps"], a.backends.split(","))
                 r["ablation"] = ablation_residual(loaded, batch_for(loaded, 2, min(size["t"], 256), dev))
-                r["steering"] = steering_doses(loaded, dev, size["items"], size["st"], size["doses"], size["bs"],
-                                            size["reps"])
+                r["steering"] = steering_doses(loaded, dev, size["items"], size["st"], size["doses"], size["bs"])
             except Exception as exc:
                 r["error"] = f"{type(exc).__name__}: {exc}"
                 traceback.print_exc()
