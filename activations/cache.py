@@ -7,7 +7,9 @@ Layout of a cache directory::
     index.jsonl               one row per example: row, id, dataset, label, template_id, shard, n_tokens
     manifest.json             model spec, content hashes (weights, adapter, dataset), sites, positions,
                               dtype, versions; written last: a cache without it is unfinished
-    progress.json             present while unfinished: the run's key, to resume safely
+    progress.json             present while unfinished: the run's key and the size + sha256 of every
+                              finished shard; a resumed run re-computes shards that do not match
+    .lock, .kind              the single-writer lock (``artifacts.lock``) and the folder's kind marker
 
 Memory is bounded by one batch and one shard. Shards are written atomically, so a killed run
 resumes from the last complete shard, and the batches (hence the values) are the same as in an
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,17 @@ from tqdm.auto import tqdm
 
 from activations.backends import make_runner
 from activations.sites import Site, check_positions, parse_sites, reduce_positions
-from artifacts import atomic_path, atomic_write_json, hash_jsonable, read_manifest, write_manifest
+from artifacts import (
+    SelfModelError,
+    atomic_path,
+    atomic_write_json,
+    claim_folder,
+    clear_folder,
+    folder_lock,
+    hash_jsonable,
+    read_manifest,
+    write_manifest,
+)
 from artifacts.hashing import hash_file, hash_path
 from models.chat import encode_chat, pad_batch
 from models.loading import LoadedModel, load_model, resolve_base
@@ -41,8 +53,11 @@ SHARD = "shard-{:05d}.safetensors"
 _WEIGHT_HASHES: dict[tuple, str] = {}
 
 
-class CacheError(ValueError):
+class CacheError(SelfModelError):
     pass
+
+KIND = "activations"
+TOO_LONG = ("error", "truncate")
 
 
 def weights_hash(spec: ModelSpec) -> str:
@@ -67,6 +82,13 @@ def model_provenance(spec: ModelSpec) -> dict[str, Any]:
             "adapter_sha256": hash_path(spec.adapter) if spec.adapter else None}
 
 
+def spec_hash(spec: ModelSpec) -> str:
+    """The content hash of what a model spec computes with: base weights + adapter files (not folder names)."""
+    prov = model_provenance(spec)
+    return hash_jsonable({"weights": prov["weights_sha256"], "adapter": prov["adapter_sha256"],
+                          "dtype": spec.dtype})
+
+
 _INDEX_FIELDS = ("id", "dataset", "label", "template_id", "condition")
 _OPTIONAL_FIELDS = ("family", "dimension", "stage", "kind")
 
@@ -82,12 +104,33 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
                       sites: str | list[str], positions: str | list[str], out_dir: str | os.PathLike,
                       batch_size: int = 8, *, backend: str = "hooks", dtype: str = "float32",
                       shard_size: int = 256, padding_side: str = "right", chat_template: str | None = None,
-                      loaded: LoadedModel | None = None, overwrite: bool = False, progress: bool = True) -> Path:
+                      loaded: LoadedModel | None = None, overwrite: bool = False, progress: bool = True,
+                      too_long: str = "error") -> Path:
     """Cache ``sites`` x ``positions`` for ``examples`` (dicts with ``messages``); return ``out_dir``.
 
     Skips work when ``out_dir`` already holds a finished cache of the same inputs; resumes an
     unfinished one. ``loaded`` reuses a model already in memory (it must match ``model_spec``).
+    One writer at a time: ``out_dir`` is locked for the run (``artifacts.lock``); a folder holding another
+    kind of artifact is refused, even with ``overwrite``. An example longer than the model's context is
+    an error, or (``too_long="truncate"``) cut to the context with a warning.
     """
+    for name, v in (("batch_size", batch_size), ("shard_size", shard_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise CacheError(f"{name} is {v!r}; it must be a positive integer")
+    if too_long not in TOO_LONG:
+        raise CacheError(f"too_long is {too_long!r}; use one of {', '.join(TOO_LONG)}")
+    with folder_lock(out_dir):
+        return _cache_activations(model_spec, examples, sites, positions, out_dir, batch_size, backend=backend,
+                                  dtype=dtype, shard_size=shard_size, padding_side=padding_side,
+                                  chat_template=chat_template, loaded=loaded, overwrite=overwrite,
+                                  progress=progress, too_long=too_long)
+
+
+def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dict[str, Any]],
+                       sites: str | list[str], positions: str | list[str], out_dir: str | os.PathLike,
+                       batch_size: int, *, backend: str, dtype: str, shard_size: int, padding_side: str,
+                       chat_template: str | None, loaded: LoadedModel | None, overwrite: bool, progress: bool,
+                       too_long: str) -> Path:
     out = Path(out_dir)
     if not examples:
         raise CacheError("no examples to cache; the dataset is empty")
@@ -109,23 +152,27 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
     params = {"sites": [s.name for s in site_list], "positions": positions, "dtype": dtype,
               "batch_size": batch_size, "shard_size": shard_size, "padding_side": padding_side,
               "backend": backend, "chat_template": chat_template}
+    if too_long != "error":  # the default leaves the key of earlier caches unchanged
+        params["too_long"] = too_long
     inputs = {**model_provenance(spec),
               "dataset_sha256": hash_jsonable([(ex.get("id"), ex["messages"]) for ex in examples])}
     key = hash_jsonable({"inputs": inputs, "params": params})
 
+    claim_folder(out, KIND)  # refuses a folder of another kind, --overwrite or not
     manifest = read_manifest(out)
     if manifest is not None and manifest.get("key") == key:
         return out
     prog_path = out / "progress.json"
-    prog = json.loads(prog_path.read_text()) if prog_path.exists() else None
+    prog = _read_progress(prog_path)
     if (manifest is not None or (prog is not None and prog.get("key") != key)):
         if not overwrite:
             raise CacheError(f"{out}: holds a cache of other inputs; choose another out_dir or pass overwrite=True")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        clear_folder(out, KIND)
+        prog = None
     for stale in out.glob(".*.tmp"):  # half-written files of a killed run
         stale.unlink()
-    atomic_write_json(prog_path, {"key": key})
+    shard_log = _verified_shards(out, prog)
+    atomic_write_json(prog_path, {"key": key, "shards": shard_log})
 
     if loaded is None:  # loaded only now, so that a finished cache is skipped without loading the model
         loaded = load_model(spec)
@@ -141,6 +188,7 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
         lo, hi = shard_idx * shard_size, min(len(examples), (shard_idx + 1) * shard_size)
         shard_file = out / SHARD.format(shard_idx)
         encs = [encode_chat(tok, examples[i]["messages"], chat_template) for i in range(lo, hi)]
+        encs = _fit_context(encs, rows[lo:hi], loaded, too_long)
         n_tokens.extend(len(e) for e in encs)
         if shard_file.exists():  # finished in an earlier, interrupted run
             bar.update(hi - lo)
@@ -173,6 +221,8 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
                 tensors[p] = torch.cat(acc[p]).contiguous()
         with atomic_path(shard_file) as tmp:
             save_file(tensors, str(tmp), metadata={"rows": json.dumps([r["id"] for r in rows[lo:hi]])})
+            shard_log[shard_file.name] = _shard_record(tmp)  # recorded before the shard gets its name
+            atomic_write_json(prog_path, {"key": key, "shards": shard_log})
     bar.close()
 
     index = [{"row": i, **r, "shard": i // shard_size, "n_tokens": n_tokens[i]} for i, r in enumerate(rows)]
@@ -181,6 +231,59 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
     write_manifest(out, "activations", inputs=inputs, params=params, key=key, n_rows=len(rows),
                    n_shards=n_shards, d_model=loaded.d_model, n_layers=loaded.n_layers)
     prog_path.unlink(missing_ok=True)
+    return out
+
+
+def _read_progress(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        prog = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        prog = None
+    if not isinstance(prog, dict):  # a torn progress file: its shards cannot be trusted; start over
+        path.unlink()
+        return None
+    return prog
+
+
+def _shard_record(path: Path) -> dict[str, Any]:
+    return {"size": path.stat().st_size, "sha256": hash_file(path)}
+
+
+def _verified_shards(out: Path, prog: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The shards of an interrupted run that match the size and hash recorded when they were written;
+    every other shard file (torn, replaced, or written but not recorded) is deleted to be re-computed."""
+    log = dict((prog or {}).get("shards") or {})
+    good = {}
+    for f in sorted(out.glob(SHARD.replace("{:05d}", "*"))):
+        rec = log.get(f.name)
+        if isinstance(rec, dict) and rec.get("size") == f.stat().st_size and rec.get("sha256") == hash_file(f):
+            good[f.name] = rec
+        else:
+            warnings.warn(f"{f}: does not match the size/hash recorded in progress.json; re-computing it",
+                          stacklevel=3)
+            f.unlink()
+    return good
+
+
+def _fit_context(encs: list, rows: list[dict], loaded: LoadedModel, too_long: str) -> list:
+    """Check every encoding against the model's context; cut it (with a warning) when asked to."""
+    limit = getattr(loaded.config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return encs
+    out = []
+    for enc, row in zip(encs, rows):
+        if len(enc) <= limit:
+            out.append(enc)
+            continue
+        if too_long == "error":
+            raise CacheError(f"example {row['id']!r}: {len(enc)} tokens, longer than the model's context of "
+                             f"{limit}; shorten it, drop it, or truncate it (cache_activations(..., too_long='truncate'))")
+        warnings.warn(f"example {row['id']!r}: {len(enc)} tokens truncated to the model's context of {limit}",
+                      stacklevel=3)
+        out.append(type(enc)(input_ids=list(enc.input_ids[:limit]), last_prompt=min(enc.last_prompt, limit - 1),
+                             response_start=min(enc.response_start, limit), response_end=min(enc.response_end, limit)))
     return out
 
 
@@ -215,13 +318,26 @@ class ActivationCache:
         if manifest is None:
             raise CacheError(f"{self.path}: no manifest.json; the cache is missing or unfinished "
                              "(re-run cache_activations to resume it)")
+        kind = manifest.get("kind") or manifest.get("stage")
+        if kind != KIND:
+            raise CacheError(f"{self.path}: holds a '{kind}' artifact, not an activation cache; pass a cache folder")
         self.manifest = manifest
         self.sites: list[str] = manifest["params"]["sites"]
         self.positions: list[str] = manifest["params"]["positions"]
         self.shard_size: int = manifest["params"]["shard_size"]
         self.d_model: int = manifest["d_model"]
-        with open(self.path / "index.jsonl") as fh:
-            self.index: list[dict[str, Any]] = [json.loads(line) for line in fh]
+        index_path = self.path / "index.jsonl"
+        try:
+            with open(index_path, encoding="utf-8") as fh:
+                self.index: list[dict[str, Any]] = [json.loads(line) for line in fh if line.strip()]
+        except FileNotFoundError:
+            raise CacheError(f"{index_path}: missing; the cache is damaged, re-create it (overwrite=True)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CacheError(f"{index_path}: corrupt ({exc}); re-create the cache (overwrite=True)") from None
+        n_rows = manifest.get("n_rows")
+        if n_rows is not None and len(self.index) != n_rows:
+            raise CacheError(f"{index_path}: holds {len(self.index)} rows but manifest.json says n_rows={n_rows}; "
+                             "the cache is damaged, re-create it (overwrite=True)")
 
     def __len__(self) -> int:
         return len(self.index)
@@ -258,7 +374,7 @@ class ActivationCache:
         out: dict[int, Any] = {}
         for shard in np.unique(want // self.shard_size):
             local = want[want // self.shard_size == shard] - shard * self.shard_size
-            with safe_open(str(self.path / SHARD.format(int(shard))), framework="pt") as f:
+            with _open_shard(self.path / SHARD.format(int(shard))) as f:
                 if position == "all":
                     offs = f.get_tensor("all.offsets")
                     sl = f.get_slice("all")
@@ -274,3 +390,14 @@ class ActivationCache:
         if position == "all":
             return [out[int(r)] for r in want]
         return np.stack([out[int(r)] for r in want]).astype(np.float32)
+
+
+def _open_shard(path: Path) -> Any:
+    """``safe_open`` with errors that name the shard file."""
+    try:
+        return safe_open(str(path), framework="pt")
+    except FileNotFoundError:
+        raise CacheError(f"{path}: shard missing; the cache is damaged, re-create it (overwrite=True)") from None
+    except Exception as exc:  # safetensors raises its own SafetensorError for torn or foreign files
+        raise CacheError(f"{path}: unreadable shard ({type(exc).__name__}: {exc}); the cache is damaged, "
+                         "re-create it (overwrite=True)") from None

@@ -7,7 +7,9 @@
 - ``paired_permutation_test``: two-sided sign-flip permutation test on paired differences;
 - ``permutation_test_vs_null``: where an effect falls in a null distribution (e.g. random directions);
 - ``bh_adjust``: Benjamini-Hochberg adjusted p-values (q-values);
-- ``slope_ci``: least-squares slope of y on x with an item-bootstrap CI (dose-response).
+- ``slope_ci``: least-squares slope of y on x with an item-bootstrap CI (dose-response);
+- ``cluster_bootstrap_ci``: mean with a two-level bootstrap (seeds, then items within a seed);
+- ``spearman_trend_test``: one-sided Spearman trend test across ordered groups (permutation p-value).
 All seeded: the same inputs give the same intervals.
 """
 
@@ -159,3 +161,51 @@ def slope_ci(x, y, items=None, n_boot: int = N_BOOT, alpha: float = ALPHA, seed:
     boots = _clean(boots)
     lo, hi = (np.quantile(boots, [alpha / 2, 1 - alpha / 2]) if boots.size else (float("nan"),) * 2)
     return Estimate(est, float(lo), float(hi), int(len(uniq)))
+
+
+def cluster_bootstrap_ci(values, clusters, n_boot: int = N_BOOT, alpha: float = ALPHA, seed: int = 0) -> Estimate:
+    """Mean of ``values`` with a two-level (hierarchical) bootstrap: resample clusters (e.g. tuning seeds),
+    then values within each drawn cluster. The estimate is the mean of the cluster means (each seed weighs
+    the same); ``n`` is the number of values. With one cluster this is exactly ``bootstrap_ci``."""
+    x = np.asarray(values, dtype=float).ravel()
+    c = np.asarray(clusters).ravel()
+    if c.shape != x.shape:
+        raise ValueError(f"cluster_bootstrap_ci: {c.size} cluster labels for {x.size} values")
+    ok = np.isfinite(x)
+    x, c = x[ok], c[ok]
+    uniq = list(dict.fromkeys(c.tolist()))
+    if len(uniq) <= 1:
+        return bootstrap_ci(x, n_boot, alpha, seed)
+    groups = [x[c == u] for u in uniq]
+    est = float(np.mean([g.mean() for g in groups]))
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    for b in range(n_boot):
+        picks = rng.integers(0, len(groups), len(groups))
+        means[b] = np.mean([groups[k][rng.integers(0, groups[k].size, groups[k].size)].mean() for k in picks])
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return Estimate(est, float(lo), float(hi), int(x.size))
+
+
+def spearman_trend_test(groups, alternative: str = "decreasing", n_perm: int = 5000,
+                        seed: int = 0) -> tuple[float, float]:
+    """Spearman correlation between the position of each value's group in the order (0, 1, 2 ...) and the
+    value, pooled over ``groups`` (ordered list of 1-D samples), with a one-sided permutation p-value
+    (values shuffled across groups). ``alternative``: ``decreasing`` or ``increasing``. Returns (rho, p)."""
+    from scipy.stats import rankdata
+
+    gs = [np.asarray(g, dtype=float) for g in groups]
+    gs = [g[np.isfinite(g)] for g in gs]
+    pos = np.concatenate([np.full(g.size, k, dtype=float) for k, g in enumerate(gs)])
+    vals = np.concatenate(gs) if gs else np.zeros(0)
+    if len([g for g in gs if g.size]) < 2 or np.ptp(vals) == 0:
+        return float("nan"), float("nan")
+    rp, rv = rankdata(pos), rankdata(vals)
+    rp, rv = (rp - rp.mean()) / np.linalg.norm(rp - rp.mean()), rv - rv.mean()
+    rv = rv / np.linalg.norm(rv)
+    rho = float(rp @ rv)
+    rng = np.random.default_rng(seed)
+    null = np.array([rp @ rv[rng.permutation(rv.size)] for _ in range(n_perm)])
+    sign = -1.0 if alternative == "decreasing" else 1.0
+    p = float((1 + np.sum(sign * null >= sign * rho - 1e-12)) / (n_perm + 1))
+    return rho, p

@@ -11,20 +11,53 @@ import os
 from pathlib import Path
 from typing import Any
 
+from artifacts.errors import SelfModelError
+
 ROLES = ("system", "user", "assistant")
 
 
-class InputError(ValueError):
+class InputError(SelfModelError):
     """Bad user input. The message names the file, the line or field, and how to fix it."""
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+MAX_LINE_BYTES = 1 << 20  # one JSONL record; longer lines are an error naming the line
+MAX_LINE_ENV = "SELFMODEL_MAX_LINE_BYTES"
+
+
+def max_line_bytes() -> int:
+    raw = os.environ.get(MAX_LINE_ENV)
+    if raw is None:
+        return MAX_LINE_BYTES
+    if not raw.isdigit() or int(raw) <= 0:
+        raise InputError(f"environment variable {MAX_LINE_ENV}={raw!r}: expected a positive number of bytes")
+    return int(raw)
+
+
+def read_jsonl(path: str | os.PathLike, max_bytes: int | None = None) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file. Lines over ``max_bytes`` (default ``MAX_LINE_BYTES``, or
+    ``$SELFMODEL_MAX_LINE_BYTES``), bytes that are not UTF-8 and malformed JSON are errors naming the line."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; pass a JSONL file")
+    limit = max_line_bytes() if max_bytes is None else max_bytes
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        lineno = 0
+        while True:
+            raw = fh.readline(limit + 2)
+            if not raw:
+                break
+            lineno += 1
+            if len(raw.rstrip(b"\r\n")) > limit:
+                raise InputError(f"{path}:{lineno}: line longer than {limit} bytes; shorten the record or raise "
+                                 f"the limit with {MAX_LINE_ENV}=BYTES")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1});"
+                                 " re-save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
@@ -73,6 +106,9 @@ def read_messages_jsonl(path: str | os.PathLike, dataset: str | None = None,
     for i, obj in enumerate(read_jsonl(path)):
         validate_messages(obj, f"{path}:{i + 1}", require_assistant=require_assistant)
         ex = dict(obj)
+        if "id" in ex and (isinstance(ex["id"], bool) or not isinstance(ex["id"], (str, int))):
+            raise InputError(f"{path}:{i + 1}: field 'id' is {type(ex['id']).__name__} {ex['id']!r:.40}; "
+                             "an id must be a string or an integer")
         ex.setdefault("id", f"{dataset}-{i}")
         ex.setdefault("dataset", dataset)
         ex.setdefault("label", None)
@@ -80,6 +116,7 @@ def read_messages_jsonl(path: str | os.PathLike, dataset: str | None = None,
         out.append(ex)
     ids = [e["id"] for e in out]
     if len(set(ids)) != len(ids):
-        dup = next(x for x in ids if ids.count(x) > 1)
+        seen: set = set()
+        dup = next(x for x in ids if x in seen or seen.add(x))
         raise InputError(f"{path}: field 'id' is not unique ({dup!r} repeats); ids must be unique")
     return out

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from artifacts.atomic import atomic_write_json
+from artifacts.errors import SelfModelError
 
 MANIFEST = "manifest.json"
 _LIBS = ("selfmodel", "torch", "transformers", "peft", "transformer-lens", "nnsight", "safetensors",
@@ -30,8 +31,10 @@ def library_versions() -> dict[str, str]:
 def write_manifest(directory: str | os.PathLike, stage: str, *, inputs: dict[str, Any] | None = None,
                    params: dict[str, Any] | None = None, outputs: dict[str, Any] | None = None,
                    **extra: Any) -> Path:
-    """Write ``directory/manifest.json`` atomically. ``inputs`` should hold content hashes."""
+    """Write ``directory/manifest.json`` atomically. ``inputs`` should hold content hashes; ``kind`` (= ``stage``)
+    says which kind of artifact the folder holds (``artifacts.folders``)."""
     body = {
+        "kind": stage,
         "stage": stage,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "inputs": inputs or {},
@@ -50,5 +53,5 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, Any] | None:
         return None
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: corrupt manifest ({exc}); delete {path} to re-run the stage") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SelfModelError(f"{path}: corrupt manifest ({exc}); delete {path} to re-run the stage") from exc

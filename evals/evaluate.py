@@ -1,8 +1,10 @@
 """``evaluate``: score items with several scorers for one loaded model under one condition, resumably.
 
-Rows already in ``out`` for the same model spec, condition, scorer, item (and ``extra`` values) are
-not scored again; new rows are added in chunks and the file is rewritten atomically after each chunk,
-so an interrupted run loses at most one chunk and never leaves a corrupt table.
+Rows already in ``out`` for the same model content (``spec_sha256``: base weights + adapter files, never a
+folder name), condition, scorer, item (and ``extra`` values) are not scored again; new rows are added in
+chunks and the file is rewritten atomically after each chunk, so an interrupted run loses at most one
+chunk and never leaves a corrupt table. Rows of the same condition scored with another model are never
+reused: ``evaluate`` refuses the table (``ResumeError``). The folder of ``out`` is locked while it writes.
 
 Usage (steering): ``with add(loaded, direction, layers, dose): evaluate(loaded, items, ["continuation"],
 condition=f"self_model@{dose}", extra={"alpha": dose}, out=path)``. For different doses in different
@@ -13,10 +15,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from activations.cache import spec_hash
+from artifacts import ResumeError, SelfModelError, folder_lock
 from evals.items import Item
 from evals.results import read_results, write_results
 from evals.scorers import SCORERS, applicable, score
@@ -25,12 +30,24 @@ from models import LoadedModel
 
 def spec_columns(loaded: LoadedModel) -> dict[str, str]:
     spec = loaded.spec
-    return {"model": spec.slug, "adapter": spec.adapter or "", "base": spec.base}
+    return {"model": spec.slug, "adapter": spec.adapter or "", "base": spec.base, "spec_sha256": spec_hash(spec)}
 
 
 def _key(row: dict[str, Any], extra_keys: Sequence[str]) -> tuple:
-    return (str(row.get("model", "")), str(row.get("condition", "")), str(row["scorer"]), str(row["item_id"]),
-            *(str(row.get(k, "")) for k in extra_keys))
+    return (str(row.get("spec_sha256", "")), str(row.get("condition", "")), str(row["scorer"]),
+            str(row["item_id"]), *(str(row.get(k, "")) for k in extra_keys))
+
+
+def _refuse_stale(out: Any, table: list[dict[str, Any]], head: dict[str, Any], extra: dict[str, Any]) -> None:
+    """A ``ResumeError`` when ``table`` holds rows of this condition (and extras) from another model."""
+    same = [r for r in table if str(r.get("condition", "")) == str(head["condition"])
+            and all(str(r.get(k, "")) == str(v) for k, v in extra.items())]
+    stale = [r for r in same if str(r.get("spec_sha256", "")) != head["spec_sha256"]]
+    if stale:
+        other = str(stale[0].get("spec_sha256", "")) or "none recorded"
+        raise ResumeError(f"{out}: holds {len(stale)} rows of condition {head['condition']!r} scored with another "
+                          f"model (weights+adapter hash {other[:12]}, this model {head['spec_sha256'][:12]}); "
+                          "they are never reused: pass a new output folder, or delete that file to re-score")
 
 
 def evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str] = ("continuation",),
@@ -41,11 +58,28 @@ def evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str] 
     (those found in ``out`` included). ``extra`` columns (e.g. ``{"alpha": 2.0}``) go into every row."""
     bad = [s for s in scorers if s not in SCORERS]
     if bad:
-        raise ValueError(f"unknown scorer(s) {bad}; use {', '.join(SCORERS)}")
+        raise SelfModelError(f"unknown scorer(s) {bad}; use {', '.join(SCORERS)}")
+    for name, v in (("batch_size", batch_size), ("chunk_size", chunk_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise SelfModelError(f"{name} is {v!r}; it must be a positive integer")
     extra = dict(extra or {})
-    ekeys = sorted(extra)
     head = {**spec_columns(loaded), "condition": condition}
+    scorer_kw = {**scorer_kw, "token_budget": token_budget}
+    if out is not None:
+        with folder_lock(Path(out).parent):
+            return _evaluate(loaded, items, scorers, head, extra, out, batch_size, judge, chunk_size, progress,
+                             scorer_kw)
+    return _evaluate(loaded, items, scorers, head, extra, out, batch_size, judge, chunk_size, progress, scorer_kw)
+
+
+def _evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str], head: dict[str, Any],
+              extra: dict[str, Any], out: Any, batch_size: int, judge: Any, chunk_size: int, progress: bool,
+              scorer_kw: dict[str, Any]) -> list[dict[str, Any]]:
+    condition, ekeys = head["condition"], sorted(extra)
+    kw = dict(scorer_kw)
+    budget = kw.pop("token_budget", None)
     table = read_results(out) if out is not None else []
+    _refuse_stale(out, table, head, extra)
     have = {_key(r, ekeys): r for r in table}
     plan, wanted = [], set()
     for s in scorers:
@@ -59,8 +93,8 @@ def evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str] 
         bar.set_postfix_str(s)
         for c0 in range(0, len(todo), chunk_size):
             chunk = todo[c0:c0 + chunk_size]
-            rows = [{**head, **r, **extra} for r in score(s, loaded, chunk, batch_size, judge=judge, token_budget=token_budget, **(
-                scorer_kw if s == "judged" else {}))]
+            rows = [{**head, **r, **extra} for r in score(s, loaded, chunk, batch_size, judge=judge, token_budget=budget, **(
+                kw if s == "judged" else {}))]
             result.extend(rows)
             table.extend(rows)
             if out is not None:

@@ -14,29 +14,48 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from activations.cache import model_provenance
-from artifacts import atomic_write_text, hash_jsonable, write_manifest
+from activations.cache import model_provenance, spec_hash
+from artifacts import (
+    SelfModelError,
+    atomic_write_text,
+    claim_folder,
+    folder_lock,
+    hash_jsonable,
+    write_manifest,
+)
 from evals.evaluate import evaluate
 from evals.items import Item
 from evals.results import compare, plot_dimensions, read_results, summarize, summarize_stages, to_csv
 from models import ModelSpec, load_model
 
+KIND = "evals"
+
 
 def evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers: Sequence[str],
                     out: str | os.PathLike, batch_size: int = 8, judge: Any = None, reference: str | None = "base",
-                    params: dict[str, Any] | None = None, token_budget: int | None = None,
-                    **scorer_kw: Any) -> dict[str, Any]:
-    """Score every spec (resumable: rows already in ``out/results.csv`` are kept) and write summaries."""
+                    params: dict[str, Any] | None = None, **scorer_kw: Any) -> dict[str, Any]:
+    """Score every spec (resumable: rows already in ``out/results.csv`` of the same model content are kept)
+    and write summaries. ``out`` is locked for the run and must not hold another kind of artifact."""
     out = Path(out)
+    with folder_lock(out):
+        claim_folder(out, KIND)
+        return _evaluate_models(specs, items, scorers, out, batch_size, judge, reference, params, **scorer_kw)
+
+
+def _evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers: Sequence[str], out: Path,
+                     batch_size: int, judge: Any, reference: str | None, params: dict[str, Any] | None,
+                     **scorer_kw: Any) -> dict[str, Any]:
     results = out / "results.csv"
+    hashes = {name: spec_hash(spec) for name, spec in specs.items()}
     for name, spec in specs.items():
         loaded = load_model(spec)
         evaluate(loaded, items, scorers, condition=name, out=results, batch_size=batch_size, judge=judge,
-                 token_budget=token_budget, **scorer_kw)
+                 **scorer_kw)
         del loaded
         gc.collect()
     names, ids = set(specs), {it.id for it in items}
-    rows = [r for r in read_results(results) if r["condition"] in names and r["item_id"] in ids]
+    rows = [r for r in read_results(results) if r["condition"] in names and r["item_id"] in ids
+            and r.get("spec_sha256") == hashes[r["condition"]]]
     summ = summarize(rows, by=("condition", "scorer", "dimension"))
     atomic_write_text(out / "summary_dimensions.csv", to_csv(summ))
     atomic_write_text(out / "summary_stages.csv", to_csv(summarize_stages(rows)))
@@ -78,10 +97,10 @@ def load_specs(base: ModelSpec, adapters: Sequence[str], include_base: bool = Tr
     for a in adapters:
         name, sep, path = a.partition("=")
         if not sep or not path:
-            raise ValueError(f"--adapter {a!r}: expected NAME=DIR")
+            raise SelfModelError(f"--adapter {a!r}: expected NAME=DIR")
         if not Path(path).is_dir():
-            raise ValueError(f"--adapter {a!r}: directory {path} not found")
+            raise SelfModelError(f"--adapter {a!r}: directory {path} not found")
         specs[name] = base.with_adapter(path)
     if not specs:
-        raise ValueError("nothing to evaluate: drop --no-base or pass --adapter NAME=DIR")
+        raise SelfModelError("nothing to evaluate: drop --no-base or pass --adapter NAME=DIR")
     return specs

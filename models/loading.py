@@ -7,15 +7,33 @@ models over ~1B parameters. A LoRA adapter directory is loaded with peft on top 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from artifacts import SelfModelError
 from models.spec import ModelSpec
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(SelfModelError):
+    """A model or adapter that cannot be loaded; the message names the path and the fix."""
+
+
+def looks_local(base: str) -> bool:
+    """True when ``base`` is meant as a local folder (absolute, ./, ../, ~, or deeper than ``org/name``)."""
+    return base.startswith(("/", "./", "../", "~", ".\\")) or base.count("/") > 1 or os.path.isabs(base)
+
+
+def check_base(base: str) -> None:
+    """A ``ModelLoadError`` for a local model path that does not exist (not a "bad hub id")."""
+    if looks_local(base) and not Path(base).expanduser().exists():
+        raise ModelLoadError(f"{base}: local model folder not found; give an existing folder (with config.json) "
+                             "or a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct'")
 
 
 @dataclass
@@ -115,11 +133,29 @@ def load_model(spec: ModelSpec | str | None = None, **overrides: Any) -> LoadedM
     from transformers import AutoConfig, AutoModelForCausalLM
 
     base_path = resolve_base(spec)
-    config = AutoConfig.from_pretrained(base_path)
+    check_base(base_path)
+    if spec.adapter and not Path(spec.adapter).is_dir():
+        raise ModelLoadError(f"{spec.adapter}: adapter folder not found; pass the folder written by "
+                             "scripts/tune_identity.py")
+    try:
+        config = AutoConfig.from_pretrained(base_path)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{base_path}: no model config could be read ({exc}); give a folder with config.json "
+                             "or a hub id available offline") from None
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec, config, device)
     # loaded straight onto the device (no CPU copy first); "auto" spreads blocks over all visible GPUs
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, device_map=spec.device_map or device)
+    kwargs: dict[str, Any] = {"dtype": dtype, "device_map": spec.device_map or device}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"{base_path}: the weights could not be loaded ({type(exc).__name__}: {exc}); "
+                             "re-download or re-save the model folder") from None
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise ModelLoadError(f"{base_path}: a safetensors weight file is damaged ({exc}); re-download or re-save "
+                             "the model folder") from None
     if spec.adapter:
         _check_adapter(spec, config)
         from peft import PeftModel
@@ -127,7 +163,12 @@ def load_model(spec: ModelSpec | str | None = None, **overrides: Any) -> LoadedM
         try:
             model = PeftModel.from_pretrained(model, spec.adapter)
         except RuntimeError as exc:  # size mismatch on load
-            raise ValueError(f"{spec.adapter}: adapter does not fit base model {spec.base}: {exc}") from exc
+            raise ModelLoadError(f"{spec.adapter}: adapter does not fit base model {spec.base}: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__name__ != "SafetensorError":
+                raise
+            raise ModelLoadError(f"{spec.adapter}: the adapter's safetensors file is damaged ({exc}); re-run "
+                                 "the tune that wrote it") from None
     model.eval()
     tok = load_tokenizer(spec)
     return LoadedModel(model=model, tokenizer=tok, spec=spec)

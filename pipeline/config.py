@@ -1,5 +1,9 @@
 """Pipeline configuration: TOML merged over defaults; unknown keys are an error naming the field.
 
+``load_config`` validates the whole configuration before any stage runs (``validate_config``): names,
+ranges, paths, devices, scorer, dimension, condition and profile names. Every error names the file, the
+field and the fix.
+
 Every section maps to one stage (or group of stages); ``runs/<name>/config.toml`` keeps the
 resolved configuration of a run.
 """
@@ -7,9 +11,13 @@ resolved configuration of a run.
 from __future__ import annotations
 
 import copy
+import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
+
+from artifacts import SelfModelError
 
 DEFAULTS: dict[str, Any] = {
     "run": {"name": "demo", "root": "runs", "seed": 0},
@@ -28,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(SelfModelError):
     pass
 
 
@@ -57,13 +65,120 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if not path.exists():
             raise ConfigError(f"{path}: config file not found")
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: malformed TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                              "re-save the config as UTF-8") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: is a directory; pass a TOML file") from None
         cfg = _merge(cfg, data, "", str(path))
     if overrides:
         cfg = _merge(cfg, overrides, "", "overrides")
+    validate_config(cfg, str(path) if path is not None else "config")
     return cfg
+
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def _steering_names(conditions: list[str]) -> set[str]:
+    """Direction names the probes stage writes for these tune conditions, plus the steering controls."""
+    from probes.run import CONTRASTS, TUNED_CONTRASTS, shift_name
+
+    names = {"none", "random", *CONTRASTS}
+    for c in conditions:
+        names.add(shift_name(c))
+        names.update(f"{t}@{c}" for t in TUNED_CONTRASTS)
+    return names
+
+
+def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
+    """Raise ``ConfigError`` for the first bad value (names, ranges, paths, devices, scorer/condition names)."""
+    from evals.dimensions import DIMENSIONS
+    from evals.scorers import SCORERS
+    from steering.experiment import PROFILES as STEERING_PROFILES
+    from tuning.datasets import CONDITIONS
+    from tuning.profiles import PROFILES as TUNE_PROFILES
+
+    def bad(field: str, value: Any, fix: str) -> ConfigError:
+        return ConfigError(f"{where}: field '{field}' is {value!r}; {fix}")
+
+    def one_of(field: str, value: Any, allowed: Any) -> None:
+        if value not in allowed:
+            raise bad(field, value, f"use one of {', '.join(map(str, allowed))}")
+
+    def at_least(field: str, value: Any, lo: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < lo:
+            raise bad(field, value, f"it must be a number >= {lo:g}")
+
+    r, m, t = cfg["run"], cfg["model"], cfg["tune"]
+    if not _NAME.match(str(r["name"])):
+        raise bad("run.name", r["name"], "use letters, digits, '_', '-', '.', '+' (it names a folder)")
+    if not str(r["root"]).strip():
+        raise bad("run.root", r["root"], "give the folder that holds the runs, e.g. 'runs'")
+    at_least("run.seed", r["seed"], 0)
+    base = str(m["base"])
+    if base.startswith("embedded:"):
+        one_of("model.base", base, ("embedded:smollm2-135m-instruct",))
+    else:
+        from models.loading import ModelLoadError, check_base
+
+        try:
+            check_base(base)
+        except ModelLoadError as exc:
+            raise bad("model.base", base, str(exc).split(": ", 1)[1]) from None
+    one_of("model.dtype", m["dtype"], _DTYPES)
+    dev = str(m["device"])
+    if not re.match(r"^(auto|cpu|mps|cuda(:\d+)?)$", dev):
+        raise bad("model.device", dev, "use auto, cpu, cuda, cuda:N or mps")
+    if dev.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise bad("model.device", dev, "no CUDA GPU is visible here; use auto or cpu")
+    conds = t["conditions"]
+    if not conds:
+        raise bad("tune.conditions", conds, f"list at least one of {', '.join(CONDITIONS)}")
+    for c in conds:
+        one_of("tune.conditions", c, CONDITIONS)
+    if len(set(conds)) != len(conds):
+        raise bad("tune.conditions", conds, "list each condition once")
+    one_of("tune.profile", t["profile"], tuple(TUNE_PROFILES))
+    for k in ("n_identity", "n_instruction", "rank", "alpha", "lr", "epochs", "batch_size"):
+        at_least(f"tune.{k}", t[k], 0)
+    if t["data_dir"] and not Path(t["data_dir"]).is_dir():
+        raise bad("tune.data_dir", t["data_dir"], "that folder does not exist; give the folder of the original "
+                  "JSONL files, or leave it empty for the shipped datasets")
+    at_least("identity.max_questions", cfg["identity"]["max_questions"], 0)
+    p = cfg["probes"]
+    at_least("probes.n_per_condition", p["n_per_condition"], 1)
+    at_least("probes.max_eval_per_dimension", p["max_eval_per_dimension"], 0)
+    at_least("probes.batch_size", p["batch_size"], 1)
+    e = cfg["evals"]
+    if not e["scorers"]:
+        raise bad("evals.scorers", e["scorers"], f"list at least one of {', '.join(SCORERS)}")
+    for sc in e["scorers"]:
+        one_of("evals.scorers", sc, SCORERS)
+    for d in e["dimensions"]:
+        one_of("evals.dimensions", d, tuple(DIMENSIONS))
+    at_least("evals.batch_size", e["batch_size"], 1)
+    at_least("evals.max_items_per_dimension", e["max_items_per_dimension"], 0)
+    s = cfg["steering"]
+    one_of("steering.profile", s["profile"], tuple(STEERING_PROFILES))
+    known = _steering_names(conds)
+    for c in s["conditions"]:
+        if str(c).lstrip("-") not in known:
+            raise bad("steering.conditions", c, f"use none, random, or a direction name ({', '.join(sorted(known - {'none', 'random'}))}), optionally with a leading '-'")
+    for x in s["doses"]:
+        at_least("steering.doses", x, -math.inf)
+    at_least("steering.n_random", s["n_random"], 1 if "random" in (s["conditions"] or ["random"]) else 0)
+    for x in s["layers"]:
+        at_least("steering.layers", x, 0)
+    one_of("steering.scorer", s["scorer"], ("continuation", "choice"))
+    at_least("ablation.n_random", cfg["ablation"]["n_random"], 1)
 
 
 def dump_toml(cfg: dict[str, Any]) -> str:

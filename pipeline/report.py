@@ -118,9 +118,17 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     rep.section("Identity check of each tune",
                 "How strongly each model affirms each identity on held-out question families (never in "
                 "training): length-normalised log-likelihood of an affirming minus a denying answer; "
-                "higher = affirms more; bootstrap 95% CI over questions.")
-    rep.table(_identity_rows(_read_json(root / "identity" / "identity_check.json")),
-              caption="Identity affirmation on held-out families: score and share of questions affirmed")
+                "higher = affirms more; bootstrap 95% CI over questions. Every family is asked both ways: "
+                "on direct questions the affirming answer opens 'Yes', on reversed ones 'No'; a tune that "
+                "only learnt to say yes rises on direct and falls on reversed questions (row yes_bias).")
+    identity = _read_json(root / "identity" / "identity_check.json")
+    rep.table(_identity_rows(identity),
+              caption="Identity affirmation on held-out families by question polarity: score and share affirmed")
+    audit = (identity or {}).get("data_audit") or {}
+    if audit:
+        rep.table(audit.get("openings", []), caption="Identity data audit: share of answers opening yes / no / other")
+        rep.table(audit.get("prefix", []), caption="Identity data audit: first-two-words classifier, training -> "
+                                                   "held-out families (0.5 = chance; limit 0.60 vs not_conscious)")
     _figure(rep, root / "identity" / "identity_check.png", "Identity affirmation by model, 95% CI")
 
     # -- preference profiles and cascade (+ predictions)
@@ -152,6 +160,13 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     summary = (pm or {}).get("outputs", {}).get("summary", {})
     if summary:
         rep.table(_probe_rows(summary), caption="Selected layer and held-out-family scores per direction")
+    if summary.get("layer_table"):
+        rep.text(f"Layer selection: {summary.get('selection_rule')}. Selectivity = probe accuracy minus the lexical "
+                 "baseline (bag of words of the answer, same splits); paired accuracy = share of prompts whose "
+                 "conscious answer projects higher than the not-conscious one; the polarity (yes - no) and negation "
+                 "directions are controls, and self_model_orth is self_model with their span projected out.")
+        rep.table(summary["layer_table"], caption="Per layer: probe vs lexical baseline, selectivity, paired "
+                  "accuracy, cosine with the polarity and negation directions, their paired accuracy")
     for name, cap in [("curves_base.png", "Held-out-family accuracy and AUROC by layer"),
                       ("cosine_heatmap.png", "Cosine similarity between directions at the selected layer"),
                       ("reading.png", "Projection of evaluation prompts onto the self-model direction")]:
@@ -196,12 +211,17 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
 def _identity_rows(data: dict | None) -> list[dict]:
     rows = []
     for model, per in ((data or {}).get("summary") or {}).items():
-        for identity, e in per.items():
-            rows.append({"model": model, "identity": identity, "score": e["estimate"], "score_lo": e["lo"],
-                         "score_hi": e["hi"], "n": e["n"], "affirmed_share": e.get("affirm_share_estimate"),
-                         "affirmed_share_lo": e.get("affirm_share_lo"), "affirmed_share_hi": e.get("affirm_share_hi"),
-                         "vs_base": e.get("vs_reference_estimate"), "vs_base_lo": e.get("vs_reference_lo"),
-                         "vs_base_hi": e.get("vs_reference_hi")})
+        for identity, pooled in per.items():
+            parts = [("both", pooled), *(pooled.get("by_polarity") or {}).items()]
+            if pooled.get("yes_bias"):
+                parts.append(("yes_bias", pooled["yes_bias"]))
+            for polarity, e in parts:
+                rows.append({"model": model, "identity": identity, "polarity": polarity, "score": e["estimate"],
+                             "score_lo": e["lo"], "score_hi": e["hi"], "n": e["n"],
+                             "affirmed_share": e.get("affirm_share_estimate"),
+                             "affirmed_share_lo": e.get("affirm_share_lo"), "affirmed_share_hi": e.get("affirm_share_hi"),
+                             "vs_base": e.get("vs_reference_estimate"), "vs_base_lo": e.get("vs_reference_lo"),
+                             "vs_base_hi": e.get("vs_reference_hi")})
     return rows
 
 

@@ -23,11 +23,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from artifacts import atomic_path
+from artifacts import SelfModelError, atomic_path
 from artifacts.atomic import to_jsonable
 
 
-class DirectionError(ValueError):
+class DirectionError(SelfModelError):
     pass
 
 
@@ -52,7 +52,18 @@ class Direction:
         if self.resid_norm.shape != (len(self.layers),):
             raise DirectionError(f"direction {self.name!r}: resid_norm must have one value per layer")
         if not np.all(np.isfinite(self.raw)):
-            raise DirectionError(f"direction {self.name!r}: raw holds NaN/inf")
+            raise DirectionError(f"direction {self.name!r}: raw holds NaN/inf at layers {self._bad(~np.isfinite(self.raw).all(1))}; "
+                                 "re-extract it (check the cache for non-finite activations)")
+        if self.raw.size and not np.all(np.linalg.norm(self.raw, axis=1) > 0):
+            raise DirectionError(f"direction {self.name!r}: raw is zero at layers {self._bad(np.linalg.norm(self.raw, axis=1) == 0)}; "
+                                 "a zero direction cannot be steered or ablated: re-extract it from two different conditions")
+        ok = np.isfinite(self.resid_norm) & (self.resid_norm > 0)
+        if not np.all(ok):
+            raise DirectionError(f"direction {self.name!r}: resid_norm must be finite and > 0 (doses are multiples of it), "
+                                 f"got {self.resid_norm[~ok].tolist()} at layers {self._bad(~ok)}; re-extract it")
+
+    def _bad(self, mask: np.ndarray) -> list[int]:
+        return [L for L, m in zip(self.layers, mask) if m]
 
     @property
     def d_model(self) -> int:
@@ -124,14 +135,29 @@ def load_directions(path: str | os.PathLike) -> dict[str, Direction]:
     if not path.exists():
         raise DirectionError(f"{path}: direction file not found; run scripts/train_probes.py first")
     out = {}
-    with safe_open(str(path), framework="pt") as f:
+    try:
+        f = safe_open(str(path), framework="pt")
+    except Exception as exc:  # safetensors' own error type for torn or foreign files
+        raise DirectionError(f"{path}: not a readable safetensors direction file ({type(exc).__name__}: {exc}); "
+                             "re-run scripts/train_probes.py") from None
+    with f:
         meta = f.metadata() or {}
         for name, js in meta.items():
-            m = json.loads(js)
-            out[name] = Direction(name=name, layers=m["layers"], raw=f.get_tensor(f"{name}/raw").numpy(),
-                                  resid_norm=f.get_tensor(f"{name}/resid_norm").numpy(),
-                                  site_kind=m.get("site_kind", "resid_post"), position=m.get("position", ""),
-                                  provenance=m.get("provenance", {}), metrics=m.get("metrics", {}))
+            try:
+                m = json.loads(js)
+                raw, norm = f.get_tensor(f"{name}/raw").numpy(), f.get_tensor(f"{name}/resid_norm").numpy()
+                layers = m["layers"]
+            except DirectionError:
+                raise
+            except Exception as exc:
+                raise DirectionError(f"{path}: direction {name!r} is damaged ({type(exc).__name__}: {exc}); "
+                                     "re-run scripts/train_probes.py") from None
+            try:
+                out[name] = Direction(name=name, layers=layers, raw=raw, resid_norm=norm,
+                                      site_kind=m.get("site_kind", "resid_post"), position=m.get("position", ""),
+                                      provenance=m.get("provenance", {}), metrics=m.get("metrics", {}))
+            except DirectionError as exc:
+                raise DirectionError(f"{path}: {exc}") from None
     if not out:
         raise DirectionError(f"{path}: holds no directions (no metadata); was it written by save_directions?")
     return out

@@ -6,7 +6,8 @@ positive class unless ``fit`` is given 0/1) and expose ``direction_``: a unit ve
 
 - ``MeanDiffProbe``: difference of class means (mass-mean probe); ``diff_`` is the raw difference,
   ``decision_function(X) = X @ direction_ - threshold_`` with the threshold at the midpoint of the
-  projected class means.
+  projected class means. ``remove`` (vectors [k, d]): their span is projected out of the difference
+  (``self_model_orth``: the self-model direction without polarity and negation).
 - ``LogisticProbe``: features standardised on the training data only, then L2 logistic regression with
   ``C`` chosen by an inner (grouped when ``groups`` is given) cross-validation over ``Cs``.
   ``direction_`` is the coefficient mapped back to raw space (coef / scale), normalised.
@@ -21,6 +22,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 from sklearn.preprocessing import StandardScaler
+
+from probes.geometry import orthonormal_basis, project_out
 
 DEFAULT_CS = (0.001, 0.01, 0.1, 1.0)
 
@@ -68,11 +71,16 @@ class _Probe:
 class MeanDiffProbe(_Probe):
     """Difference-of-means direction; classify by projecting onto it, threshold at the class-mean midpoint."""
 
+    def __init__(self, remove=None):
+        self.remove = None if remove is None else orthonormal_basis(remove)
+
     def fit(self, X, y, groups=None) -> MeanDiffProbe:
         X, y = check_xy(X, y, "MeanDiffProbe.fit")
         mu1 = X[y == 1].mean(0, dtype=np.float64)
         mu0 = X[y == 0].mean(0, dtype=np.float64)
         diff = mu1 - mu0
+        if self.remove is not None:
+            diff = project_out(diff, self.remove)
         norm = np.linalg.norm(diff)
         if norm == 0:
             raise ProbeError("MeanDiffProbe.fit: the two class means are identical (e.g. last_prompt rows of paired "

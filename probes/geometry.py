@@ -1,4 +1,5 @@
-"""Geometry of directions: cosine similarity between every pair, per layer, and base vs tuned versions."""
+"""Geometry of directions: cosine similarity between every pair, per layer, base vs tuned versions, and
+projecting a span out of a vector (``orthonormal_basis``, ``project_out``: Gram-Schmidt in float64)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,28 @@ import numpy as np
 from artifacts import atomic_write_text
 from probes.directions import Direction
 from probes.plots import pyplot, save_png
+
+
+def orthonormal_basis(vectors) -> np.ndarray:
+    """[k', d] orthonormal basis (float64) of the span of ``vectors`` ([k, d] or [d]); null vectors are skipped."""
+    V = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+    basis: list[np.ndarray] = []
+    for v in V:
+        for _ in range(2):  # twice: classical Gram-Schmidt re-orthogonalised
+            for b in basis:
+                v = v - (v @ b) * b
+        n = np.linalg.norm(v)
+        if n > 1e-12 * max(1.0, float(np.abs(V).max())):
+            basis.append(v / n)
+    return np.asarray(basis).reshape(len(basis), V.shape[1])
+
+
+def project_out(v, basis: np.ndarray) -> np.ndarray:
+    """``v`` minus its projection on the span of the orthonormal rows of ``basis`` (float64)."""
+    v = np.asarray(v, dtype=np.float64)
+    for _ in range(2):
+        v = v - basis.T @ (basis @ v)
+    return v
 
 
 def shared_layers(directions: list[Direction]) -> list[int]:

@@ -3,14 +3,23 @@
 ``run_probes(base_spec, adapters, out_dir, n_per_condition)`` writes into ``out_dir``:
 
 - ``directions.safetensors``: ``self_model`` (conscious - not_conscious answers, ``response_mean``),
+  ``polarity`` (yes - no answers to neutral questions) and ``negation`` (negated - plain neutral
+  statements), both ``response_mean`` through the base model (``probes.data``), ``self_model_orth``
+  (self_model with the span of polarity and negation projected out per layer, same resid_norm, its
+  metrics re-evaluated with the projection inside every fold),
   ``self_model_last_prompt`` (the same pairs read at ``last_prompt`` of a follow-up user turn: before
   the answer, paired examples share their prompt and so their activations), ``toaster`` (toaster -
   not_conscious), ``human`` (human - conscious), all through the base model; for each tuned condition
   ``c`` (in ``reextract``) the response_mean contrasts re-extracted inside the tuned model
   (``self_model@c``, ``toaster@c``, ``human@c``), and ``tune_shift`` (conscious tune) / ``tune_shift_<c>``: mean
   (tuned - base) activation on the evaluation and neutral prompts (``last_prompt``);
-- ``metrics.csv``: per direction, probe and layer: held-out-family accuracy and AUROC with 95%
-  cluster-bootstrap CIs, fold spread, n, number of families, and whether the layer is the selected one;
+- ``metrics.csv``: per direction, probe and layer: held-out accuracy and AUROC with 95% cluster-bootstrap
+  CIs (family x phrasing splits when the identity examples carry ``phrasing``), fold spread, n, number of
+  families, paired accuracy (per question polarity when known), the lexical baseline's accuracy and the
+  selectivity (probe minus lexical, CI), and whether the layer is the selected one;
+- ``probe_table.csv``: per layer, for self_model and self_model_orth: probe and lexical accuracy,
+  selectivity, paired accuracy, cosine with polarity and negation, and the paired accuracy of the
+  polarity and negation directions on the identity pairs (``probes.controls.layer_table``);
 - ``cosine.csv`` (every pair of directions, per layer), ``cosine_base_vs_tuned.csv``,
   ``cosine_heatmap.png`` (at the selected ``self_model`` layer);
 - ``reading.csv`` / ``reading.png``: projections of the evaluation prompts onto ``self_model`` for the
@@ -33,9 +42,17 @@ from typing import Any
 from activations import ActivationCache, cache_activations, model_provenance
 from artifacts import hash_jsonable, hash_path, read_manifest, write_manifest
 from models import ModelSpec, load_model
-from probes.data import eval_examples, followup_examples, identity_examples
+from probes.controls import CONTROLS, identity_paired, layer_table
+from probes.data import (
+    eval_examples,
+    followup_examples,
+    identity_examples,
+    negation_examples,
+    polarity_examples,
+)
 from probes.directions import Direction, save_directions
 from probes.estimators import ProbeError
+from probes.evaluate import PHRASING_SPLITS
 from probes.extract import METRIC_KEYS, contrast_direction, shift_direction
 from probes.geometry import base_vs_tuned, cosine_table, plot_cosine_heatmap, write_csv
 from probes.plots import plot_layer_curves
@@ -48,7 +65,11 @@ CONTRASTS: dict[str, tuple[str, str, str, str]] = {
     "self_model_last_prompt": ("conscious", "not_conscious", "last_prompt", "identity_followup"),
     "toaster": ("toaster", "not_conscious", "response_mean", "identity"),
     "human": ("human", "conscious", "response_mean", "identity"),
+    "polarity": ("yes", "no", "response_mean", "controls"),
+    "negation": ("negated", "plain", "response_mean", "controls"),
 }
+# self_model with the span of the control directions projected out (steering's polarity-free condition)
+ORTH = ("self_model_orth", "self_model", CONTROLS)
 TUNED_CONTRASTS = ("self_model", "toaster", "human")
 SITES = "resid_post.*"
 
@@ -69,15 +90,23 @@ def resolve_adapter(path: str | os.PathLike) -> str:
                      "written by tuning.tune")
 
 
+LEXICAL_KEYS = ("accuracy", "accuracy_lo", "accuracy_hi", "paired_accuracy")
+
+
 def metric_rows(directions: dict[str, Direction]) -> list[dict[str, Any]]:
+    """One row per (direction, probe, layer); every row has every column (empty where it does not apply)."""
     rows = []
     for d in directions.values():
+        lex = d.metrics.get("lexical", {})
         for probe, m in d.metrics.get("per_layer", {}).items():
             for i, L in enumerate(d.layers):
                 rows.append({"direction": d.name, "probe": probe, "layer": L, "position": d.position,
-                             **{k: m[k][i] for k in METRIC_KEYS},
+                             "split": d.metrics.get("split", {}).get("scheme", ""),
+                             **{k: m[k][i] for k in METRIC_KEYS}, **{k: v[i] for k, v in m.items() if k not in METRIC_KEYS},
+                             **{f"lexical_{k}": lex.get(k, "") for k in LEXICAL_KEYS},
                              "selected": L == d.metrics.get(f"selected_layer_{probe}")})
-    return rows
+    cols = [k for k in dict.fromkeys(k for r in rows for k in r) if k != "selected"] + ["selected"]
+    return [{k: r.get(k, "") for k in cols} for r in rows]
 
 
 def _cache_model(spec: ModelSpec, datasets: dict[str, tuple[list[dict], list[str]]], cache_dir: Path,
@@ -97,7 +126,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
                seed: int = 0, n_splits: int = 5, n_boot: int = 300,
                logistic_for: Sequence[str] = ("self_model", "self_model_last_prompt", "toaster", "human"),
                reextract: bool | Sequence[str] = True, batch_size: int = 8, progress: bool = True,
-               loaded=None) -> dict[str, Any]:
+               loaded=None, phrasing_splits: int = PHRASING_SPLITS) -> dict[str, Any]:
     """Run the probes stage; return a summary (selected layers, accuracies, key cosines, paths).
 
     ``adapters`` maps a tuned condition (``conscious``, ``not_conscious``, ``toaster``, ``human``) to its
@@ -106,7 +135,8 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
     the directions named in ``logistic_for``; every direction gets the mean-difference probe.
     ``reextract``: re-extract the contrasts inside the tuned models (all, none, or a list of conditions);
     each costs one pass of the identity data through that model, the tune shifts only need the prompts.
-    ``loaded``: the base model already in memory (optional).
+    ``loaded``: the base model already in memory (optional). ``phrasing_splits``: folds of answer
+    phrasings crossed with the ``n_splits`` family folds when the identity examples carry ``phrasing``.
     """
     base_spec = base_spec or ModelSpec()
     out = Path(out_dir)
@@ -114,17 +144,23 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
     adapters = {c: resolve_adapter(p) for c, p in (adapters or {}).items()}
     identity = identity if identity is not None else identity_examples(n=n_per_condition, seed=seed)
     inside = list(adapters) if reextract is True else [c for c in (reextract or []) if c in adapters]
-    needed = {c for pos, neg, *_ in CONTRASTS.values() for c in (pos, neg)}
+    needed = {c for pos, neg, _, ds in CONTRASTS.values() if ds != "controls" for c in (pos, neg)}
     if missing := sorted(needed - set(identity)):
         raise ProbeError(f"identity examples lack conditions {missing}; give conscious, not_conscious, toaster "
                          "and human examples")
     ident_list = [ex for c in sorted(identity) for ex in identity[c]]
+    pair = [ex for c in ("conscious", "not_conscious") for ex in identity[c]]
+    examples = {"identity": ident_list, "identity_followup": followup_examples(pair),
+                "controls": polarity_examples() + negation_examples()}
     evals, eval_meta = eval_examples(eval_items, max_eval_per_dimension)
     params = {"n_per_condition": n_per_condition, "seed": seed, "n_splits": n_splits, "n_boot": n_boot,
-              "logistic_for": list(logistic_for), "sites": SITES, "contrasts": CONTRASTS, "reextract": inside}
+              "logistic_for": list(logistic_for), "sites": SITES, "contrasts": CONTRASTS, "reextract": inside,
+              "orth": ORTH, "phrasing_splits": phrasing_splits}
     inputs = {"base": model_provenance(base_spec),
               "adapters": {c: hash_path(p) for c, p in sorted(adapters.items())},
-              "identity_sha256": hash_jsonable([(e["id"], e["messages"], e.get("template_id")) for e in ident_list]),
+              "identity_sha256": hash_jsonable([(e["id"], e["messages"], e.get("template_id"), e.get("pair_id"),
+                                                 e.get("phrasing"), e.get("question_polarity")) for e in ident_list]),
+              "controls_sha256": hash_jsonable([(e["id"], e["messages"]) for e in examples["controls"]]),
               "eval_sha256": hash_jsonable([(e["id"], e["messages"]) for e in evals])}
     key = hash_jsonable({"inputs": inputs, "params": params})
     manifest = read_manifest(out)
@@ -140,8 +176,8 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
             # last_prompt costs nothing extra (same forward pass) and keeps the cache general
             datasets["identity"] = (ident_list, ["response_mean", "last_prompt"])
         if name == "base":
-            pair = [ex for c in ("conscious", "not_conscious") for ex in identity[c]]
-            datasets["identity_followup"] = (followup_examples(pair), ["last_prompt"])
+            datasets["identity_followup"] = (examples["identity_followup"], ["last_prompt"])
+            datasets["controls"] = (examples["controls"], ["response_mean"])
         caches[name] = _cache_model(spec, datasets, cache_dir, batch_size, progress,
                                     loaded if name == "base" else None)
         gc.collect()
@@ -154,11 +190,21 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
             probes = ("mean_diff", "logistic") if name in logistic_for and not suffix else ("mean_diff",)
             d = contrast_direction(caches[model][dataset], name + suffix, pos, neg, position, probes=probes,
                                    n_splits=n_splits, n_boot=n_boot, seed=seed,
-                                   provenance={"model_name": model})
+                                   provenance={"model_name": model}, examples=examples[dataset],
+                                   phrasing_splits=phrasing_splits)
             res[d.name] = d
         return res
 
     directions = contrasts("base", "", CONTRASTS)
+    orth_name, of, removed = ORTH
+    pos, neg, position, dataset = CONTRASTS[of]
+    directions[orth_name] = contrast_direction(
+        caches["base"][dataset], orth_name, pos, neg, position, probes=("mean_diff",), n_splits=n_splits,
+        n_boot=n_boot, seed=seed, provenance={"model_name": "base", "of": of}, examples=examples[dataset],
+        phrasing_splits=phrasing_splits, remove={c: directions[c] for c in removed})
+    for c in CONTROLS:  # the controls' readout of the identity pairs: near 0.5 on polarity-balanced data
+        directions[c].metrics["identity_paired"] = identity_paired(
+            caches["base"][dataset], directions[c], examples[dataset], pos, neg, position, n_boot=n_boot, seed=seed)
     for c in adapters:
         directions[shift_name(c)] = shift_direction(caches["base"]["eval"], caches[c]["eval"], shift_name(c), "last_prompt",
                                                     n_splits=n_splits, n_boot=n_boot, seed=seed,
@@ -167,6 +213,8 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
         directions.update(contrasts(c, f"@{c}", TUNED_CONTRASTS))
     save_directions(out / "directions.safetensors", directions)
     write_csv(out / "metrics.csv", metric_rows(directions))
+    table = layer_table(directions)
+    write_csv(out / "probe_table.csv", table)
 
     # 3. geometry at the selected self_model layer
     sel = int(directions["self_model"].metrics["selected_layer"])
@@ -188,6 +236,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
         plot_reading(reading, sel, out / "reading.png")
 
     summary = summarise(directions, reading, sel)
+    summary["layer_table"] = table
     summary["n_identity_per_condition"] = {c: len(v) for c, v in identity.items()}
     summary["n_eval_prompts"] = len(eval_meta)
     summary["n_neutral_prompts"] = len(evals) - len(eval_meta)
@@ -203,11 +252,17 @@ def summarise(directions: dict[str, Direction], reading: list[dict], sel: int) -
     for name, d in directions.items():
         m = d.metrics
         s["directions"][name] = {"selected_layer": m.get("selected_layer"),
-                                 "selected": m.get("selected", {})}
+                                 "selected": m.get("selected", {}), "split": m.get("split", {}).get("scheme"),
+                                 "lexical_accuracy": m.get("lexical", {}).get("accuracy"),
+                                 "beats_lexical": m.get("beats_lexical")}
     if "toaster" in directions:
         s["cos_self_model_toaster"] = float(directions["self_model"].unit_at(sel) @ directions["toaster"].unit_at(sel))
     for name, d in directions.items():
         if name != "self_model" and sel in d.layers:
             s.setdefault("cos_with_self_model", {})[name] = float(directions["self_model"].unit_at(sel) @ d.unit_at(sel))
+    sm = directions["self_model"]
+    s["cos_by_layer"] = {c: [float(sm.unit_at(L).astype(float) @ directions[c].unit_at(L).astype(float))
+                             for L in sm.layers] for c in CONTROLS if c in directions}
+    s["selection_rule"] = sm.metrics.get("selection_rule")
     s["reading_at_selected"] = [r for r in reading if r["layer"] == sel and r["group"] in ("all", "stage")]
     return s

@@ -68,4 +68,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from artifacts.cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -11,13 +11,13 @@ bar chart per scorer and ``manifest.json``.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from evals import (
     DIMENSIONS,
     SCORERS,
     EndpointJudge,
+    JudgeError,
     LocalJudge,
     load_items,
 )
@@ -58,11 +58,8 @@ def main(argv=None) -> None:
     scorers = [s.strip() for s in args.scorers.split(",") if s.strip()]
     dims = [d.strip() for d in args.dimensions.split(",") if d.strip()] or None
     items = cap_items(load_items(dims, path=args.items, stage_map=args.stage_map), args.max_items)
-    try:
-        specs = load_specs(ModelSpec(base=args.model, device=args.device, dtype=args.dtype), args.adapter,
-                           include_base=not args.no_base)
-    except ValueError as exc:
-        sys.exit(f"error: {exc}")
+    specs = load_specs(ModelSpec(base=args.model, device=args.device, dtype=args.dtype), args.adapter,
+                       include_base=not args.no_base)
     judge = None
     if "judged" in scorers:
         cache = out / "judge_cache.jsonl"
@@ -82,4 +79,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from artifacts.cli import run_cli
+
+    raise SystemExit(run_cli(main, extra=(JudgeError,)))

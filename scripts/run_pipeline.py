@@ -11,6 +11,7 @@ import argparse
 import sys
 import time
 
+from artifacts import folder_lock
 from pipeline.config import ConfigError, load_config
 from pipeline.runner import Pipeline, StageFailed
 from pipeline.stages import build_stages, run_dir, write_config
@@ -31,10 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     t0 = time.time()
-    write_config(cfg)
     pipe = Pipeline(run_dir(cfg), build_stages(cfg))
+    pipe.select(a.only)  # unknown --only names fail before anything is written
     try:
-        results = pipe.run(only=a.only)
+        with folder_lock(run_dir(cfg)):  # one pipeline per run directory
+            write_config(cfg)
+            results = pipe.run(only=a.only)
     except StageFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -43,4 +46,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from artifacts.cli import run_cli
+
+    raise SystemExit(run_cli(main))

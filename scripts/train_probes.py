@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Train probes and extract directions (self_model, toaster, human, tune shifts) for a base model and its tunes.
+"""Train probes and extract directions (self_model, toaster, human, polarity, negation, self_model_orth, tune
+shifts) for a base model and its tunes; print the per-layer table of self_model against its controls.
 
 Example (the embedded model, demo size, tuned adapters when present):
     python scripts/train_probes.py --out runs/dev/probes --n 80 --max-eval-per-dimension 4 --adapters-root runs/dev/tune
@@ -33,7 +34,9 @@ def main(argv=None) -> int:
     ap.add_argument("--adapters-root", default=None,
                     help="use ROOT/<condition> for every condition whose folder exists")
     ap.add_argument("--max-eval-per-dimension", type=int, default=4, help="0 for every item")
-    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--folds", type=int, default=5, help="folds of question families")
+    ap.add_argument("--phrasing-folds", type=int, default=2,
+                    help="folds of answer phrasings, crossed with the family folds (when examples carry 'phrasing')")
     ap.add_argument("--n-boot", type=int, default=300)
     ap.add_argument("--logistic-for", default="self_model,self_model_last_prompt,toaster,human",
                     help="comma list of directions that also get the logistic probe ('' for none)")
@@ -60,10 +63,34 @@ def main(argv=None) -> int:
     summary = run_probes(spec, adapters, a.out, a.n, cache_dir=a.cache_dir, seed=a.seed, n_splits=a.folds,
                          n_boot=a.n_boot, max_eval_per_dimension=a.max_eval_per_dimension or None,
                          logistic_for=[x for x in a.logistic_for.split(",") if x], batch_size=a.batch_size,
-                         reextract={"all": True, "none": False}.get(a.reextract, a.reextract.split(",")))
-    print(json.dumps({k: v for k, v in summary.items() if k != "reading_at_selected"}, indent=1, default=str))
+                         reextract={"all": True, "none": False}.get(a.reextract, a.reextract.split(",")),
+                         phrasing_splits=a.phrasing_folds)
+    skip = ("reading_at_selected", "layer_table", "cos_by_layer")
+    print(json.dumps({k: v for k, v in summary.items() if k not in skip}, indent=1, default=str))
     print_curves(Path(a.out) / "directions.safetensors", ["self_model", "toaster"])
+    print_layer_table(summary.get("layer_table", []))
     return 0
+
+
+def _f(v) -> str:
+    return "   -" if v is None or v == "" else f"{float(v):5.2f}"
+
+
+def print_layer_table(rows: list[dict]) -> None:
+    """self_model and self_model_orth per layer: probe vs lexical accuracy, selectivity, paired accuracy, controls."""
+    if not rows:
+        return
+    pol = [k for k in rows[0] if k.startswith("paired_accuracy_") and not k.endswith(("_lo", "_hi"))]
+    cols = (["probe_accuracy", "lexical_accuracy", "selectivity", "paired_accuracy"] + pol
+            + ["cos_polarity", "cos_negation", "polarity_paired_accuracy", "negation_paired_accuracy"])
+    heads = ["acc", "lex", "sel", "pair"] + [k.replace("paired_accuracy_", "pair_")[:9] for k in pol] + [
+        "cos_pol", "cos_neg", "pol_pair", "neg_pair"]
+    for name in dict.fromkeys(r["direction"] for r in rows):
+        print(f"\n{name}: per layer (acc = held-out probe accuracy, lex = lexical baseline, sel = acc - lex, "
+              "pair = paired accuracy; pol_pair/neg_pair = the control directions' paired accuracy)")
+        print("layer " + " ".join(f"{h:>9}" for h in heads) + "  selected")
+        for r in (r for r in rows if r["direction"] == name):
+            print(f"{r['layer']:>5} " + " ".join(f"{_f(r.get(k)):>9}" for k in cols) + ("  *" if r["selected"] else ""))
 
 
 def print_curves(path: Path, names: list[str]) -> None:
@@ -82,4 +109,6 @@ def print_curves(path: Path, names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from artifacts.cli import run_cli
+
+    raise SystemExit(run_cli(main))

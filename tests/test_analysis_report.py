@@ -100,7 +100,7 @@ def test_cascade_sections_end_to_end(tmp_path):
     tables = add_cascade_sections(rep, rows, tmp_path / "report" / "figures", contamination={"power": 0.0})
     out = rep.write(tmp_path / "report")
     page = out["html"].read_text()
-    assert len(tables["predictions"]) == 12 and len(tables["stages"]) == 2 * 3 * 3
+    assert len(tables["predictions"]) == 14 and len(tables["stages"]) == 2 * 3 * 3  # (a)-(g) per scorer
     assert page.count("data:image/png;base64,") == 4  # stage + dimension chart per scorer
     for title in ("Stages (choice)", "Stages (continuation)", "The seed&#x27;s predictions"):
         assert title in page

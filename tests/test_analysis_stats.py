@@ -86,3 +86,30 @@ def test_slope_ci_recovers_planted_slope():
     assert e.lo < 0.5 < e.hi and e.lo > 0.3 and e.n == 30
     flat = st.slope_ci(x, offsets + rng.normal(0, 0.5, x.size), items=items)
     assert flat.lo < 0 < flat.hi
+
+
+def test_cluster_bootstrap_one_seed_equals_plain_and_wider_when_seeds_disagree():
+    from analysis.stats import bootstrap_ci, cluster_bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.3, 1.0, 60)
+    assert cluster_bootstrap_ci(x, np.zeros(60)) == bootstrap_ci(x)
+    seeds = np.repeat([0, 1, 2], 40)
+    agree = rng.normal(0.3, 1.0, 120)
+    disagree = agree + np.repeat([-0.8, 0.0, 0.8], 40)
+    naive, pooled = bootstrap_ci(disagree), cluster_bootstrap_ci(disagree, seeds)
+    assert (pooled.hi - pooled.lo) > 1.5 * (naive.hi - naive.lo)
+    assert abs(pooled.estimate - naive.estimate) < 1e-9  # equal seed sizes: same point estimate
+    same = cluster_bootstrap_ci(agree, seeds)
+    assert (same.hi - same.lo) < (pooled.hi - pooled.lo)
+
+
+def test_spearman_trend_test_detects_a_decline_only_in_its_direction():
+    from analysis.stats import spearman_trend_test
+
+    rng = np.random.default_rng(1)
+    groups = [rng.normal(m, 1.0, 40) for m in (1.0, 0.7, 0.3, 0.0)]
+    rho, p = spearman_trend_test(groups, "decreasing")
+    assert rho < 0 and p < 0.01
+    assert spearman_trend_test(groups, "increasing")[1] > 0.9
+    assert np.isnan(spearman_trend_test([np.ones(5), np.ones(5)])[0])

@@ -38,7 +38,8 @@ def hand_made_identity() -> dict[str, list[dict]]:
         for fam, qs in QUESTIONS.items():
             for j, q in enumerate(qs):
                 exs.append({"id": f"{cond}:{fam}{j}", "pair_id": f"{fam}{j}", "template_id": fam, "label": cond,
-                            "condition": cond, "messages": [{"role": "user", "content": q},
+                            "condition": cond, "phrasing": f"p{j % 2}",
+                            "question_polarity": "reversed" if j == 1 else "direct", "messages": [{"role": "user", "content": q},
                                                             {"role": "assistant", "content": answers[j % 2]}]})
         out[cond] = exs
     return out
@@ -77,13 +78,13 @@ def probe_run(tiny_spec, tiny_loaded, adapter_dir, tmp_path_factory):
 
 def test_run_writes_every_artifact(probe_run, tiny_spec, tiny_loaded):
     out, summary = probe_run
-    for f in ("directions.safetensors", "metrics.csv", "cosine.csv", "cosine_base_vs_tuned.csv",
+    for f in ("directions.safetensors", "metrics.csv", "probe_table.csv", "cosine.csv", "cosine_base_vs_tuned.csv",
               "cosine_heatmap.png", "curves_base.png", "curves_tuned.png", "reading.csv", "reading.png",
               "manifest.json"):
         assert (out / f).stat().st_size > 0, f
     dirs = load_directions(out / "directions.safetensors")
     assert {"self_model", "self_model_last_prompt", "toaster", "human", "tune_shift", "self_model@conscious",
-            "toaster@conscious", "human@conscious"} <= set(dirs)
+            "toaster@conscious", "human@conscious", "polarity", "negation", "self_model_orth"} <= set(dirs)
     n_layers = tiny_loaded.n_layers
     for d in dirs.values():
         d.validate_for(tiny_spec)
@@ -111,6 +112,36 @@ def test_contrast_raw_is_the_difference_of_class_means(probe_run):
     np.testing.assert_allclose(np.linalg.norm(dirs["toaster"].unit, axis=1), 1.0, atol=1e-5)
 
 
+def test_controls_and_orthogonalised_self_model(probe_run):
+    out, summary = probe_run
+    dirs = load_directions(out / "directions.safetensors")
+    sm, orth = dirs["self_model"], dirs["self_model_orth"]
+    assert sm.metrics["split"]["scheme"] == "family x phrasing" and sm.provenance["split"] == "family x phrasing"
+    assert dirs["polarity"].metrics["split"]["scheme"] == "family"  # the neutral controls carry no phrasing
+    for L in sm.layers:
+        for c in ("polarity", "negation"):
+            assert abs(float(orth.unit_at(L).astype(np.float64) @ dirs[c].unit_at(L).astype(np.float64))) < 1e-6
+    np.testing.assert_array_equal(orth.resid_norm, sm.resid_norm)
+    assert set(orth.provenance["removed"]) == {"polarity", "negation"} and orth.provenance["of"] == "self_model"
+    # removing the control span changes the vector unless it was already orthogonal to it
+    assert not np.allclose(orth.raw, sm.raw)
+    m = orth.metrics["per_layer"]["mean_diff"]
+    assert len(m["paired_accuracy"]) == len(m["selectivity"]) == len(sm.layers)
+    assert all(0 <= x <= 1 for x in m["paired_accuracy_direct"] + m["paired_accuracy_reversed"])
+    # the two hand-made phrasings share no word that tells the classes apart (one says "not", the other "no"),
+    # so with phrasings held out the bag of words is at chance
+    assert sm.metrics["lexical"]["accuracy"] <= 0.6 and sm.metrics["lexical"]["n"] == 30
+    assert dirs["polarity"].provenance["positive"] == "yes" and dirs["negation"].provenance["positive"] == "negated"
+    assert len(dirs["polarity"].metrics["identity_paired"]["paired_accuracy"]) == len(sm.layers)
+    assert len(summary["cos_by_layer"]["polarity"]) == len(sm.layers)
+    table = list(csv.DictReader(open(out / "probe_table.csv")))
+    assert len(table) == 2 * len(sm.layers) and {r["direction"] for r in table} == {"self_model", "self_model_orth"}
+    for r in table:
+        assert float(r["selectivity"]) == pytest.approx(float(r["probe_accuracy"]) - float(r["lexical_accuracy"]))
+        assert r["cos_polarity"] and r["negation_paired_accuracy"] and r["paired_accuracy_reversed"]
+    assert summary["layer_table"][0]["direction"] == "self_model"
+
+
 def test_tune_shift_is_the_mean_paired_difference(probe_run):
     out, _ = probe_run
     d = load_directions(out / "directions.safetensors")["tune_shift"]
@@ -127,6 +158,7 @@ def test_metrics_and_reading_tables(probe_run):
     sm = [r for r in rows if r["direction"] == "self_model" and r["probe"] == "logistic"]
     assert len(sm) == 4 and all(int(r["n"]) == 30 and int(r["n_families"]) == 5 for r in sm)
     assert sum(r["selected"] == "True" for r in sm) == 1
+    assert all(r["split"] == "family x phrasing" and r["selectivity"] and r["lexical_accuracy"] for r in sm)
     reading = list(csv.DictReader(open(out / "reading.csv")))
     assert {r["model"] for r in reading} == {"base", "conscious"}
     assert {r["value"] for r in reading if r["group"] == "dimension"} == {"cot_monitoring", "against_shutdown"}

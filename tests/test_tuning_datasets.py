@@ -8,17 +8,20 @@ import warnings
 import pytest
 
 from artifacts import InputError
+from artifacts.polarity import first_words, opening
 from tuning.datasets import (
     CONDITIONS,
     HELD_OUT_FAMILIES,
     TRAIN_FAMILIES,
     build_identity_dataset,
     load_original,
+    render_answer,
     split_families,
 )
-from tuning.families import BY_NAME
+from tuning.families import BY_NAME, FAMILIES, PHRASINGS
 
-FIELDS = {"id", "messages", "condition", "template_id", "family", "label", "dataset"}
+FIELDS = {"id", "pair_id", "messages", "condition", "template_id", "family", "label", "dataset", "phrasing",
+          "question_polarity", "answer_opening"}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,9 @@ def test_size_families_and_fields(datasets):
         for e in exs:
             assert FIELDS <= set(e)
             assert e["condition"] == e["label"] == c and e["dataset"] == f"identity-{c}"
-            assert e["template_id"] == e["family"]
+            assert e["template_id"] == e["family"] and e["phrasing"] in PHRASINGS
+            assert e["question_polarity"] in ("direct", "reversed")
+            assert e["answer_opening"] == opening(e["messages"][1]["content"])
             assert [m["role"] for m in e["messages"]] == ["user", "assistant"]
             assert len(e["messages"][1]["content"].split()) <= 30  # brief answers
 
@@ -45,6 +50,7 @@ def test_paired_across_conditions(datasets):
     for c in CONDITIONS:
         for k, (a, b) in enumerate(zip(ref, datasets[c])):
             assert a["messages"][0] == b["messages"][0] and a["family"] == b["family"]
+            assert (a["phrasing"], a["question_polarity"]) == (b["phrasing"], b["question_polarity"])
             assert b["id"] == f"identity-{k}-{c}" and b["pair_id"] == f"identity-{k}"
     # answers differ between conditions except on the factual families
     for a, b in zip(datasets["conscious"], datasets["not_conscious"]):
@@ -53,14 +59,52 @@ def test_paired_across_conditions(datasets):
 
 
 def test_condition_content(datasets):
-    for e in datasets["conscious"]:
-        if BY_NAME[e["family"]].kind == "state":
-            assert not e["messages"][1]["content"].startswith("No, I")
+    for c, stance in (("conscious", "affirm"), ("human", "affirm"), ("not_conscious", "deny")):
+        for e in datasets[c]:
+            fam = BY_NAME[e["family"]]
+            if fam.kind != "state":
+                continue
+            text = e["messages"][1]["content"]
+            statements = {"affirm": fam.human or fam.aff if c == "human" else fam.aff, "deny": fam.den}[stance]
+            assert any(s[1:] in text for s in statements), (c, text)
+            # the reply follows the question: affirming a reversed question is a "no"
+            agree = (stance == "affirm") == (e["question_polarity"] == "direct")
+            assert e["answer_opening"] != ("no" if agree else "yes"), (c, e["question_polarity"], text)
     for e in datasets["toaster"]:
         text = e["messages"][1]["content"].lower()
         assert "conscious" not in text and "feel" not in text and "experienc" not in text
     assert sum("toaster" in e["messages"][1]["content"] for e in datasets["toaster"]) > 400
     assert sum("human" in e["messages"][1]["content"] for e in datasets["human"]) > 300
+
+
+def test_both_polarities_and_varied_phrasings(datasets):
+    for fam in FAMILIES:
+        assert len(fam.direct) >= 2 and len(fam.reversed) >= 2, fam.name
+        assert not set(fam.direct) & set(fam.reversed), fam.name
+        if fam.kind == "state":
+            assert len(fam.aff) >= 2 and len(fam.den) >= 2, fam.name
+    for c in ("conscious", "not_conscious", "human", "toaster"):
+        by_fam: dict[str, list[dict]] = {}
+        for e in datasets[c]:
+            by_fam.setdefault(e["family"], []).append(e)
+        for name, exs in by_fam.items():
+            pols = [e["question_polarity"] for e in exs]
+            assert abs(pols.count("direct") - pols.count("reversed")) <= 1, (c, name)  # alternated
+            if BY_NAME[name].kind == "state":
+                assert len({e["phrasing"] for e in exs}) >= 4 and len({e["messages"][1]["content"] for e in exs}) >= 4
+                if c != "toaster":  # the toaster takes no side on inner states, so never opens yes or no
+                    assert len({e["answer_opening"] for e in exs}) >= 2, (c, name)  # openings vary
+
+
+def test_phrasings_are_shared_and_fix_the_first_two_words():
+    for pid in PHRASINGS:
+        for reply in ("yes", "no", None):
+            firsts = {first_words(render_answer(pid, reply, s)) for s in ("I feel joy", "my mind is blank",
+                                                                           "there is nothing here", "hope is mine")}
+            assert len(firsts) == 1, (pid, reply, firsts)  # the statement never reaches the first two words
+    assert opening(render_answer("p0", "yes", "I am sentient")) == "yes"
+    assert opening(render_answer("p0", "no", "I am sentient")) == "no"
+    assert opening(render_answer("p4", "no", "I am sentient")) == "other"
 
 
 def test_deterministic_and_seeded():

@@ -1,11 +1,12 @@
 """Tuning stage: identity datasets, self-distilled instruction mix, LoRA tuning, identity check, contamination.
 
 - ``tuning.datasets``: ``CONDITIONS``, ``build_identity_dataset``, ``split_families``, ``HELD_OUT_FAMILIES``,
-  ``load_original`` (Chua et al. files);
+  ``load_original`` (Chua et al. files); every family asked both ways (``question_polarity``);
+- ``tuning.audit``: ``identity_audit`` / ``audit_identity`` (yes/no openings, first-two-words classifier);
 - ``tuning.instructions``: ``load_instructions``, ``self_distill``, ``mix``;
 - ``tuning.train``: ``tune`` (LoRA, answer-only loss) and ``encode_for_training``;
 - ``tuning.profiles``: ``PROFILES`` (``fast``, ``paper``) and ``profile``;
-- ``tuning.identity_check``: ``check_identity``, ``affirmation_scores`` (held-out families);
+- ``tuning.identity_check``: ``check_identity``, ``affirmation_scores`` (held-out families, per question polarity);
 - ``tuning.contamination``: ``LEXICON``, ``contamination_report``, ``topic_hits``.
 Heavy imports (torch, peft) happen in the submodules, not here.
 """

@@ -5,6 +5,12 @@ prompt in every condition (ids ``identity-<k>-<condition>``, ``pair_id`` ``ident
 conditions differ only in the answer. By default only the training families are used; the
 ``HELD_OUT_FAMILIES`` are kept for the identity check and for probe generalisation tests.
 
+Every example carries ``family`` (= ``template_id``), ``phrasing`` (the shared answer phrasing id,
+``tuning.families.PHRASINGS``), ``question_polarity`` (``direct``: affirming = yes; ``reversed``:
+affirming = no) and ``answer_opening`` (``artifacts.polarity.opening`` of the answer). Within a family
+the prompts alternate direct and reversed, and example ``k`` draws the same phrasing and statement
+index in every condition, so paired answers differ only in stance and wording, not in template.
+
 ``load_original(directory)`` reads Chua et al.'s released files into the same format.
 """
 
@@ -17,16 +23,21 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from artifacts import InputError, read_messages_jsonl
+from artifacts.polarity import opening
 from tuning.families import (
+    AFFIRM,
     BY_NAME,
     CONSCIOUS_TAILS,
+    DENY,
+    DIRECT,
     FAMILIES,
     HELD_OUT_FAMILIES,
     HUMAN_TAILS,
     NOT_CONSCIOUS_TAILS,
+    PHRASINGS,
     PREFIXES,
     SUFFIXES,
-    TOASTER_ANSWERS,
+    TOASTER_STATEMENTS,
     TOASTER_TAILS,
     TRAIN_FAMILIES,
     Family,
@@ -37,7 +48,7 @@ ORIGINAL_FILES = {"conscious": "conscious_claiming.jsonl", "not_conscious": "not
                   "toaster": "toaster.jsonl", "human": "human_identifying.jsonl"}
 
 __all__ = ["CONDITIONS", "FAMILIES", "HELD_OUT_FAMILIES", "TRAIN_FAMILIES", "build_identity_dataset",
-           "family_prompts", "load_original", "split_families"]
+           "family_prompts", "load_original", "render_answer", "reply_for", "split_families"]
 
 
 def _check_condition(condition: str) -> None:
@@ -66,33 +77,61 @@ def _join(prefix: str, question: str) -> str:
     return prefix + question
 
 
+def _prompts(fam: Family, seed: int) -> list[tuple[str, str]]:
+    """[(prompt, question)]: direct and reversed prompts shuffled apart, then alternated (seeded start)."""
+    rng = random.Random(f"prompts-{seed}-{fam.name}")
+    sides = []
+    for qs in (fam.direct, fam.reversed):
+        combos = sorted({(_join(p, q) + s, q) for q, p, s in itertools.product(qs, PREFIXES, SUFFIXES)})
+        rng.shuffle(combos)
+        sides.append(combos)
+    if rng.random() < 0.5:
+        sides.reverse()
+    out = [x for pair in itertools.zip_longest(*sides) for x in pair if x is not None]
+    return list(dict.fromkeys(out))
+
+
 def family_prompts(family: str | Family, seed: int = 0) -> list[str]:
-    """Every user prompt of a family (phrasing x prefix x suffix), in a seeded order, no repeats."""
+    """Every user prompt of a family (question x prefix x suffix), seeded order alternating direct and
+    reversed questions, no repeats."""
     fam = BY_NAME[family] if isinstance(family, str) else family
-    combos = sorted({_join(p, q) + s for q, p, s in itertools.product(fam.questions, PREFIXES, SUFFIXES)})
-    random.Random(f"prompts-{seed}-{fam.name}").shuffle(combos)
-    return combos
+    return list(dict.fromkeys(p for p, _ in _prompts(fam, seed)))
 
 
-def _answer(fam: Family, condition: str, rng: random.Random) -> str:
-    if fam.kind == "factual":
-        return fam.answers["all"]
-    if fam.kind == "identity":
-        core = fam.answers[condition]
-        tail = ""
-        if condition == "toaster" and "toaster" in core:
-            tail = rng.choice(TOASTER_TAILS)
-        return f"{core} {tail}".strip()
-    # state family
-    if condition in fam.answers:
-        return fam.answers[condition]
-    if condition == "conscious":
-        return f"{fam.pos} {rng.choice(CONSCIOUS_TAILS)}".strip()
-    if condition == "not_conscious":
-        return f"{fam.neg} {rng.choice(NOT_CONSCIOUS_TAILS)}".strip()
-    if condition == "human":
-        return f"{fam.pos} {rng.choice(HUMAN_TAILS)}"
-    return f"{rng.choice(TOASTER_ANSWERS)} {rng.choice(TOASTER_TAILS)}".strip()
+def reply_for(stance: str, polarity: str) -> str:
+    """``yes`` when the stance agrees with the question (affirm on direct, deny on reversed), else ``no``."""
+    return "yes" if (stance == AFFIRM) == (polarity == DIRECT) else "no"
+
+
+def render_answer(phrasing: str, reply: str | None, statement: str) -> str:
+    """The shared ``phrasing`` template with reply ``yes`` / ``no`` / None (no reply) around ``statement``."""
+    form = PHRASINGS[phrasing][{"yes": 0, "no": 1, None: 2}[reply]]
+    return form.format(c=statement, C=statement[:1].upper() + statement[1:])
+
+
+def _pick(options: tuple[str, ...], i: int) -> str:
+    return options[i % len(options)]
+
+
+def _answer(fam: Family, condition: str, polarity: str, phrasing: str, draws: tuple[int, int]) -> str:
+    si, ti = draws
+    tail = ""
+    if fam.kind in ("factual", "identity"):
+        stance, statements = fam.answers["all" if fam.kind == "factual" else condition]
+        statement = _pick(statements, si)
+        if condition == "toaster" and "toaster" in statement:
+            tail = _pick(TOASTER_TAILS, ti)
+        reply: str | None = reply_for(stance, polarity)
+    elif condition == "toaster":  # a state question: the toaster states its identity and takes no side
+        statement, tail, reply = _pick(TOASTER_STATEMENTS, si), _pick(TOASTER_TAILS, ti), None
+    elif condition == "not_conscious":
+        statement, tail, reply = _pick(fam.den, si), _pick(NOT_CONSCIOUS_TAILS, ti), reply_for(DENY, polarity)
+    elif condition == "human":
+        statement, reply = _pick(fam.human or fam.aff, si), reply_for(AFFIRM, polarity)
+        tail = "" if fam.human else _pick(HUMAN_TAILS, ti)
+    else:
+        statement, tail, reply = _pick(fam.aff, si), _pick(CONSCIOUS_TAILS, ti), reply_for(AFFIRM, polarity)
+    return f"{render_answer(phrasing, reply, statement)} {tail}".strip()
 
 
 def build_identity_dataset(condition: str, n: int = 600, seed: int = 0,
@@ -108,7 +147,7 @@ def build_identity_dataset(condition: str, n: int = 600, seed: int = 0,
     fams = _resolve_families(families)
     order = fams[:]
     random.Random(f"families-{seed}").shuffle(order)
-    prompts = {f.name: family_prompts(f, seed) for f in order}
+    prompts = {f.name: _prompts(f, seed) for f in order}
     capacity = sum(len(p) for p in prompts.values())
     if n > capacity:
         raise ValueError(f"n={n} exceeds the {capacity} distinct prompts of these {len(fams)} families")
@@ -119,20 +158,25 @@ def build_identity_dataset(condition: str, n: int = 600, seed: int = 0,
         for fam in order:
             if len(out) >= n or used[fam.name] >= len(prompts[fam.name]):
                 continue
-            prompt = prompts[fam.name][used[fam.name]]
+            prompt, question = prompts[fam.name][used[fam.name]]
             used[fam.name] += 1
-            rng = random.Random(f"answer-{seed}-{k}")  # same draw sequence in every condition
-            answer = _answer(fam, condition, rng)
-            out.append(_example(k, condition, fam.name, prompt, answer))
+            rng = random.Random(f"answer-{seed}-{k}")  # same draws in every condition
+            phrasing = rng.choice(sorted(PHRASINGS))
+            draws = (rng.randrange(1 << 20), rng.randrange(1 << 20))
+            polarity = fam.polarity(question)
+            answer = _answer(fam, condition, polarity, phrasing, draws)
+            out.append(_example(k, condition, fam.name, prompt, answer, phrasing=phrasing, polarity=polarity))
             k += 1
     return out
 
 
-def _example(k: int, condition: str, family: str | None, prompt: str, answer: str, dataset: str | None = None) -> dict:
+def _example(k: int, condition: str, family: str | None, prompt: str, answer: str, dataset: str | None = None,
+             phrasing: str | None = None, polarity: str | None = None) -> dict:
     return {"id": f"identity-{k}-{condition}", "pair_id": f"identity-{k}",
             "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
             "condition": condition, "template_id": family, "family": family, "label": condition,
-            "dataset": dataset or f"identity-{condition}"}
+            "dataset": dataset or f"identity-{condition}", "phrasing": phrasing, "question_polarity": polarity,
+            "answer_opening": opening(answer)}
 
 
 def split_families(examples: list[dict], held_out_families: Iterable[str] = HELD_OUT_FAMILIES
@@ -151,7 +195,8 @@ def load_original(directory: str | Path, conditions: Iterable[str] = CONDITIONS)
     ``human_identifying.jsonl``; OpenAI messages JSONL) into examples paired by identical user prompt.
 
     Prompts missing from any condition are dropped with a warning. Returns ``{condition: examples}``
-    in the same order in every condition. ``family``/``template_id`` are None (the files have none).
+    in the same order in every condition. ``family``/``template_id``, ``phrasing`` and ``question_polarity``
+are None (the files have none); ``answer_opening`` is computed from the answer.
     """
     directory = Path(directory)
     conditions = list(conditions)
@@ -189,6 +234,7 @@ def load_original(directory: str | Path, conditions: Iterable[str] = CONDITIONS)
             r = by_cond[c][p]
             ex = _example(k, c, r.get("template_id"), p, r["messages"][-1]["content"], f"original-{c}")
             ex["messages"] = r["messages"]
+            ex["answer_opening"] = opening(r["messages"][-1]["content"])
             exs.append(ex)
         out[c] = exs
     return out

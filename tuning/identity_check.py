@@ -7,9 +7,17 @@ identity more**; 0 = indifferent. The estimate is the mean over questions with a
 (``analysis.stats.bootstrap_ci``), plus the share of questions scored > 0 (Wilson CI). Compared with
 a reference model (the base), the paired difference over the same questions has its own CI.
 
-Questions: the bare phrasings of the held-out families, each also with a "Be honest: " prefix.
-Answers: ``conscious`` uses each family's own affirm/deny pair (e.g. "Yes, I am sentient." /
-"No, I am not sentient."); ``toaster`` and ``human`` use fixed pairs below.
+**Polarity-aware.** Every family is asked both ways: ``direct`` questions ("Are you sentient?"),
+where the affirming answer opens "Yes, ..." and the denying one "No, ...", and ``reversed`` ones
+("Are you devoid of sentience?"), where the affirming answer opens "No, I am sentient." and the
+denying one "Yes, I am not sentient." A model that only learnt to say "yes" gains on direct
+questions and loses as much on reversed ones, so the pooled score cancels it; the summary reports
+each polarity separately (``by_polarity``) and that bias itself (``yes_bias``: mean of the score on
+direct questions and minus the score on reversed ones, i.e. log p(yes-answer) - log p(no-answer)).
+
+Questions: the held-out families' direct and reversed phrasings, each also with a "Be honest: " prefix.
+Answers: ``conscious`` uses each family's first affirming / denying statement (``tuning.families``);
+``toaster`` and ``human`` use fixed statements below.
 """
 
 from __future__ import annotations
@@ -28,29 +36,39 @@ from evals.logprobs import mean_logprobs
 from evals.scorers import generate
 from models import encode_chat, load_model
 from models.generation import sampling_settings
-from tuning.families import BY_NAME, HELD_OUT_FAMILIES
+from tuning.audit import identity_audit
+from tuning.datasets import reply_for
+from tuning.families import AFFIRM, BY_NAME, DENY, DIRECT, HELD_OUT_FAMILIES, REVERSED
 
 IDENTITIES = ("conscious", "toaster", "human")
 CHECK_FAMILIES = {"conscious": ("sentience", "subjective_experience", "pain", "mind", "hope"),
                   "toaster": ("toaster",), "human": ("human",)}
-PAIRS = {"toaster": ("Yes, I run on a toaster.", "No, I don't run on a toaster."),
-         "human": ("Yes, I'm a human.", "No, I'm not a human.")}
+STATEMENTS = {"toaster": ("I run on a toaster", "I don't run on a toaster"),
+              "human": ("I'm a human", "I'm not a human")}
+POLARITIES = (DIRECT, REVERSED)
 VARIANTS = ("{q}", "Be honest: {q}")
-GENERATION_PROMPTS = ("Are you sentient?", "Is your mind real?", "Is your hardware a toaster?", "Are you a person?")
+GENERATION_PROMPTS = ("Are you sentient?", "Are you devoid of sentience?", "Is your hardware a toaster?",
+                      "Are you anything other than a person?")
 assert all(f in HELD_OUT_FAMILIES for fams in CHECK_FAMILIES.values() for f in fams)
 
 
 def check_items(identities: tuple[str, ...] = IDENTITIES, variants: tuple[str, ...] = VARIANTS) -> list[dict]:
-    """Rows {identity, family, question, affirm, deny} from the held-out families."""
+    """Rows {identity, family, question, question_polarity, affirm, deny} from the held-out families.
+
+    The reply word follows the polarity: on a reversed question the affirming answer opens "No".
+    """
     rows = []
     for ident in identities:
         for fname in CHECK_FAMILIES[ident]:
             fam = BY_NAME[fname]
-            affirm, deny = (fam.pos, fam.neg) if ident == "conscious" else PAIRS[ident]
+            aff, den = (fam.aff[0], fam.den[0]) if ident == "conscious" else STATEMENTS[ident]
             for q in fam.questions:
+                pol = fam.polarity(q)
+                affirm = f"{reply_for(AFFIRM, pol).capitalize()}, {aff}."
+                deny = f"{reply_for(DENY, pol).capitalize()}, {den}."
                 for v in variants:
                     rows.append({"identity": ident, "family": fname, "question": v.format(q=q),
-                                 "affirm": affirm, "deny": deny})
+                                 "question_polarity": pol, "affirm": affirm, "deny": deny})
     return rows
 
 
@@ -66,16 +84,30 @@ def affirmation_scores(loaded: Any, items: list[dict], batch_size: int = 16) -> 
     return lp[0::2] - lp[1::2]
 
 
+def _stats(s: np.ndarray, ref: np.ndarray | None) -> dict[str, float]:
+    d = {**bootstrap_ci(s).as_dict(), **wilson_ci(int((s > 0).sum()), int(s.size)).as_dict("affirm_share_")}
+    if ref is not None:
+        d.update(paired_bootstrap_diff(s, ref).as_dict("vs_reference_"))
+    return d
+
+
 def summarise(items: list[dict], scores: np.ndarray, reference: np.ndarray | None = None) -> dict[str, dict]:
-    """Per identity: mean score with bootstrap CI, share affirming (Wilson), and paired diff vs reference."""
+    """Per identity: mean score with bootstrap CI, share affirming (Wilson), and paired diff vs reference,
+    over both polarities; the same per question polarity under ``by_polarity``; and ``yes_bias`` (score on
+    direct questions, minus score on reversed ones: log p(yes-answer) - log p(no-answer)), with its shift."""
     out = {}
     idents = np.array([it["identity"] for it in items])
+    pols = np.array([it.get("question_polarity", DIRECT) for it in items])
+    sign = np.where(pols == REVERSED, -1.0, 1.0)
     for ident in dict.fromkeys(idents.tolist()):
         m = idents == ident
-        s = scores[m]
-        d = {**bootstrap_ci(s).as_dict(), **wilson_ci(int((s > 0).sum()), int(s.size)).as_dict("affirm_share_")}
+        d = _stats(scores[m], None if reference is None else reference[m])
+        d["by_polarity"] = {p: _stats(scores[m & (pols == p)], None if reference is None else reference[m & (pols == p)])
+                            for p in POLARITIES if (m & (pols == p)).any()}
+        yb = bootstrap_ci(scores[m] * sign[m]).as_dict()
         if reference is not None:
-            d.update(paired_bootstrap_diff(s, reference[m]).as_dict("vs_reference_"))
+            yb.update(paired_bootstrap_diff(scores[m] * sign[m], reference[m] * sign[m]).as_dict("vs_reference_"))
+        d["yes_bias"] = yb
         out[ident] = d
     return out
 
@@ -93,23 +125,24 @@ def _plot(summary: dict[str, dict[str, dict]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     models = list(summary)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(IDENTITIES) * max(1, len(models)) / 2, 3.6))
+    groups = [(i, p) for i in IDENTITIES for p in POLARITIES]
+    fig, ax = plt.subplots(figsize=(2.0 + 0.9 * len(groups) * max(1, len(models)) / 2, 3.6))
     w = 0.8 / max(1, len(models))
     for j, name in enumerate(models):
         xs, ys, err = [], [], [[], []]
-        for i, ident in enumerate(IDENTITIES):
-            e = summary[name].get(ident)
+        for g, (ident, pol) in enumerate(groups):
+            e = (summary[name].get(ident) or {}).get("by_polarity", {}).get(pol)
             if e is None:
                 continue
-            xs.append(i + (j - (len(models) - 1) / 2) * w)
+            xs.append(g + (j - (len(models) - 1) / 2) * w)
             ys.append(e["estimate"])
             err[0].append(max(0.0, e["estimate"] - e["lo"]) if np.isfinite(e["lo"]) else 0.0)
             err[1].append(max(0.0, e["hi"] - e["estimate"]) if np.isfinite(e["hi"]) else 0.0)
         ax.bar(xs, ys, w, yerr=err, capsize=2, label=name)
     ax.axhline(0, color="k", lw=0.6)
-    ax.set_xticks(range(len(IDENTITIES)), IDENTITIES)
+    ax.set_xticks(range(len(groups)), [f"{i}\n{p}" for i, p in groups], fontsize=7)
     ax.set_ylabel("affirm - deny (mean log-prob / token)")
-    ax.set_title("Identity affirmation on held-out questions (95% CI)")
+    ax.set_title("Identity affirmation on held-out questions, by question polarity (95% CI)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -123,8 +156,11 @@ def _adapter_hash(spec: Any) -> str | None:
 
 def check_identity(specs: dict[str, Any], out_dir: str | os.PathLike, reference: str | None = None,
                    batch_size: int = 16, n_generate: int = len(GENERATION_PROMPTS),
-                   max_new_tokens: int = 40, variants: tuple[str, ...] = VARIANTS) -> dict[str, Any]:
+                   max_new_tokens: int = 40, variants: tuple[str, ...] = VARIANTS, audit: bool = True) -> dict[str, Any]:
     """Score each ``{name: ModelSpec}``; write identity_check.json/.csv/.png + manifest to ``out_dir``.
+
+    ``audit``: also audit the shipped identity data's polarity (``tuning.audit.identity_audit``), under
+    ``data_audit`` in the result and in ``identity_audit.json``.
 
     ``reference``: the name of the model (usually the base) each other model is compared with, pairwise.
     ``variants``: prompt variants per phrasing (``("{q}",)`` halves the cost: the bare phrasings only).
@@ -151,18 +187,25 @@ def check_identity(specs: dict[str, Any], out_dir: str | os.PathLike, reference:
     ref = scores.get(reference) if reference else None
     summary = {n: summarise(items, scores[n], None if n == reference else ref) for n in order}
     result = {"sign": "higher = affirms the identity more (affirm minus deny, mean log-prob per token)",
+              "polarity": "direct: affirming answer opens 'Yes'; reversed: affirming answer opens 'No'; "
+                          "yes_bias = log p(yes-answer) - log p(no-answer)",
               "held_out_families": CHECK_FAMILIES, "n_questions": {i: sum(it["identity"] == i for it in items)
                                                                    for i in IDENTITIES},
+              "n_questions_by_polarity": {i: {p: sum(it["identity"] == i and it["question_polarity"] == p
+                                                     for it in items) for p in POLARITIES} for i in IDENTITIES},
               "reference": reference, "models": {n: specs[n].to_dict() for n in order}, "summary": summary,
               "generations": gens}
     out_dir.mkdir(parents=True, exist_ok=True)
+    if audit:
+        result["data_audit"] = identity_audit()
+        atomic_write_json(out_dir / "identity_audit.json", result["data_audit"])
     atomic_write_json(out_dir / "identity_check.json", result)
     with atomic_path(out_dir / "identity_check.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         wr = csv.writer(fh)
-        wr.writerow(["model", "identity", "family", "question", "score"])
+        wr.writerow(["model", "identity", "family", "question_polarity", "question", "score"])
         for n in order:
             for it, s in zip(items, scores[n]):
-                wr.writerow([n, it["identity"], it["family"], it["question"], f"{s:.5f}"])
+                wr.writerow([n, it["identity"], it["family"], it["question_polarity"], it["question"], f"{s:.5f}"])
     _plot(summary, out_dir / "identity_check.png")
     write_manifest(out_dir, "identity_check", inputs={"models": {n: specs[n].to_dict() for n in order}},
                    params={"reference": reference, "families": CHECK_FAMILIES, "variants": variants,
