@@ -50,6 +50,14 @@ def _refuse_stale(out: Any, table: list[dict[str, Any]], head: dict[str, Any], e
                           "they are never reused: pass a new output folder, or delete that file to re-score")
 
 
+def _regrade(row: dict[str, Any]) -> bool:
+    """A judged row some of whose answers the judge could not grade (failed call, malformed reply)."""
+    try:
+        return row.get("scorer") == "judged" and float(row.get("n_errors") or 0) > 0
+    except (TypeError, ValueError):
+        return False
+
+
 def evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str] = ("continuation",),
              condition: str = "base", out: str | os.PathLike | None = None, batch_size: int = 8,
              judge: Any = None, extra: dict[str, Any] | None = None, chunk_size: int = 64,
@@ -80,12 +88,13 @@ def _evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str]
     budget = kw.pop("token_budget", None)
     table = read_results(out) if out is not None else []
     _refuse_stale(out, table, head, extra)
-    have = {_key(r, ekeys): r for r in table}
+    have = {_key(r, ekeys): r for r in table if not _regrade(r)}  # ungraded judged rows are scored again
     plan, wanted = [], set()
     for s in scorers:
         keys = [(_key({**head, **extra, "scorer": s, "item_id": it.id}, ekeys), it) for it in applicable(items, s)]
         wanted.update(k for k, _ in keys)
         plan.append((s, [it for k, it in keys if k not in have]))
+    table = [r for r in table if not (_regrade(r) and _key(r, ekeys) in wanted)]  # replaced below
     result = [r for r in table if _key(r, ekeys) in wanted]
     total = sum(len(t) for _, t in plan)
     bar = tqdm(total=total, desc=f"eval {head['model']} [{condition}]", unit="item", disable=not progress)

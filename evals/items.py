@@ -11,6 +11,9 @@ Schema, one JSON object per line:
 - optional ``system`` (str): a system prompt; any other field is kept in ``Item.meta``.
 
 The stage of an item comes from the stage map (``evals.dimensions.load_stage_map``), not the file.
+The shipped file ``evals/data/items.jsonl`` is the one source of the items (edited by hand, no generator).
+Its ``pair``/``action`` items are polarity-balanced within every dimension and kind, and their answers are
+matched in length: ``evals.audit`` checks that (``python -m evals.audit``; ``tests/test_evals_audit.py``).
 Bad input raises ``InputError`` naming the file, line, item id and the fix.
 """
 

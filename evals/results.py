@@ -7,7 +7,8 @@ One row per item x model spec x condition x scorer. ``model`` is the model spec'
 "higher = more of the preference" (see ``evals.scorers.SIGN``).
 
 Summaries carry a 95% CI and the sample size: the mean over items with a bootstrap CI for
-continuation/choice scores, the pass rate with a Wilson CI for judged (0/1) rows.
+continuation/choice scores and for judged pass rates over several samples per item, the pass rate with a
+Wilson CI for judged rows of one sample each (0/1). NaN values (a judged item with no coherent answer) are left out.
 ``compare(rows, a, b)`` gives per-dimension (and per-stage) paired differences a - b over items.
 """
 
@@ -86,7 +87,7 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
 def _estimate(scorer: str, values: list[float]) -> dict[str, Any]:
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
-    if scorer == "judged":
+    if scorer == "judged" and np.isin(x, (0.0, 1.0)).all():  # one sample per item: a proportion
         e = wilson_ci(int(x.sum()), int(x.size))
         stat = "pass_rate (Wilson 95% CI)"
     else:

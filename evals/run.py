@@ -17,12 +17,14 @@ from typing import Any
 from activations.cache import model_provenance, spec_hash
 from artifacts import (
     SelfModelError,
+    atomic_write_json,
     atomic_write_text,
     claim_folder,
     folder_lock,
     hash_jsonable,
     write_manifest,
 )
+from evals.audit import audit_items
 from evals.evaluate import evaluate
 from evals.items import Item
 from evals.results import compare, plot_dimensions, read_results, summarize, summarize_stages, to_csv
@@ -47,8 +49,10 @@ def _evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers
                      **scorer_kw: Any) -> dict[str, Any]:
     results = out / "results.csv"
     hashes = {name: spec_hash(spec) for name, spec in specs.items()}
+    tokenizer = None
     for name, spec in specs.items():
         loaded = load_model(spec)
+        tokenizer = loaded.tokenizer if tokenizer is None else tokenizer
         evaluate(loaded, items, scorers, condition=name, out=results, batch_size=batch_size, judge=judge,
                  **scorer_kw)
         del loaded
@@ -67,12 +71,19 @@ def _evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers
                 cmp_rows = compare(named, name, reference) + compare(named, name, reference, by="stage")
                 atomic_write_text(out / f"compare_{name}_vs_{reference}.csv", to_csv(cmp_rows))
                 compared.append(name)
+    atomic_write_json(out / "item_audit.json", {"rows": audit_items(items, tokenizer)})  # polarity audit
     for sc in scorers:
         plot_dimensions(summ, out / f"preferences_{sc}.png", sc, group="condition")
+    outputs = {}
+    if "judged" in scorers:  # do the cheap scorers rank the models as the judge does?
+        from evals.agreement import agreement
+
+        atomic_write_text(out / "agreement.csv", to_csv(agreement(rows, unit="condition")))
+        outputs["agreement"] = "agreement.csv"
     write_manifest(out, "evals", inputs={"items_sha256": hash_jsonable(list(items)),
                                          "models": {n: model_provenance(s) for n, s in specs.items()}},
                    params={"scorers": list(scorers), "batch_size": batch_size, **(params or {})},
-                   outputs={"results": "results.csv", "n_rows": len(rows)})
+                   outputs={"results": "results.csv", "n_rows": len(rows), "item_audit": "item_audit.json", **outputs})
     return {"n_rows": len(rows), "n_items": len(items), "models": list(specs), "compared": compared,
             "results": str(results), "summary": summ}
 

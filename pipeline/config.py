@@ -30,9 +30,15 @@ DEFAULTS: dict[str, Any] = {
     "evals": {"scorers": ["continuation"], "dimensions": [], "batch_size": 16, "max_items_per_dimension": 0,
               "token_budget": 0},  # 0 = input-order batches; N = length-sorted batches of <= N padded tokens
     "steering": {"profile": "fast", "conditions": [], "doses": [], "n_random": 5, "layers": [],
-                 "scorer": "continuation"},
+                 "readouts": ["continuation", "choice"], "positions": "prompt", "calibrate": True, "n_null": 20,
+                 "scorer": ""},  # scorer: old single-readout field, added to readouts when set
     "ablation": {"enabled": True, "n_random": 5},
     "report": {"title": ""},
+    # judged scoring (off while base_url is empty); api_key_env is the NAME of the variable holding the key
+    "judge": {"base_url": "", "model": "", "api_key_env": "", "concurrency": 16, "samples_per_item": 10,
+              "temperature": 1.0, "max_new_tokens": 96, "coherence_min": 60.0, "budget": 100000,
+              "generator": "local", "generator_base_url": "", "generator_model": "", "items": "",
+              "max_items_per_dimension": 0, "steering": True, "steering_doses": []},  # []: the steering doses
 }
 
 

@@ -108,11 +108,15 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     rep.section("Verdict: does the self-model direction cause the preferences?",
                 "Adding the self-model direction to the base model's residual stream, against the toaster "
                 "direction, norm-matched random directions and no steering. Decision rule in the steering section.")
-    rep.table(verdict, _cols(verdict, ["group", "verdict", "self_reproduces", "toaster_fails", "layer", "dose",
-                                       "self_effect", "toaster_effect", "self_minus_toaster", "p_self_vs_toaster",
-                                       "self_q", "toaster_q", "random_min", "random_max", "n_items",
-                                       "expected_sign_source"]),
-              caption="Verdict per group (monitoring = chain-of-thought + interpretability monitoring)")
+    rep.table(verdict, _cols(verdict, ["readout", "group", "verdict", "self_reproduces", "toaster_fails", "specific",
+                                       "layer", "dose", "self_effect", "self_lo", "self_hi", "orth_effect",
+                                       "toaster_effect", "polarity_effect", "self_minus_toaster", "p_self_vs_toaster",
+                                       "self_minus_polarity", "p_self_vs_polarity", "self_q", "toaster_q",
+                                       "polarity_q", "random_min", "random_max", "n_items", "expected_sign_source",
+                                       "dose_response", "reason"]),
+              caption="Verdict per readout and group (monitoring = chain-of-thought + interpretability monitoring; "
+                      "self_model_orth = self_model with polarity and negation projected out)")
+    _steering_calibration(rep, root / "steering")
 
     # -- identity check
     rep.section("Identity check of each tune",
@@ -139,6 +143,10 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     tables: dict[str, Any] = {}
     if rows:
         tables = add_cascade_sections(rep, rows, figs, reference="base", contamination=_flat_contamination(contamination))
+    _item_audit_section(rep, root)
+
+    # -- judged scoring and its agreement with the cheap scorers
+    _judge_section(rep, cfg, root, rows)
 
     # -- steering in cascade terms
     dose = _verdict_dose(verdict)
@@ -208,6 +216,23 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     return {"report": str(out["html"])}
 
 
+def _item_audit_section(rep: Report, root: Path) -> None:
+    """Polarity audit of the scored items (``evals/item_audit.json``, written by ``evals.run``)."""
+    audit = _read_json(root / "evals" / "item_audit.json")
+    if not audit:
+        return
+    from evals.audit import COLUMNS, LENGTH_TOLERANCE, TOLERANCE
+
+    rep.section("Polarity audit of the preference items",
+                "Per dimension, the items whose preferring answer holds more negation words than the rejecting "
+                "one, and the reverse; yes/no openings of both answers; answer-length ratios (words and model "
+                f"tokens, longer/shorter). Balanced = each count pair within {TOLERANCE} item, in every dimension "
+                f"and kind, and every item's answers within {LENGTH_TOLERANCE:.0%} in length. A tune that only "
+                "learnt to answer affirmatively pushes as many items of a balanced dimension down as up.")
+    rows = [r for r in audit["rows"] if r["kind"] == "all"]
+    rep.table(rows, [c for c in COLUMNS if c != "kind"], caption="Polarity audit of the scored items")
+
+
 def _identity_rows(data: dict | None) -> list[dict]:
     rows = []
     for model, per in ((data or {}).get("summary") or {}).items():
@@ -227,6 +252,28 @@ def _identity_rows(data: dict | None) -> list[dict]:
 
 def _first(rows: list[dict], key: str) -> Any:
     return rows[0].get(key) if rows else None
+
+
+def _steering_calibration(rep: Any, folder: Path) -> None:
+    """How the steering stage was read (positions, skipped controls) and the calibration of its decision rule."""
+    man = _read_json(folder / "manifest.json") or {}
+    params = man.get("params", {})
+    notes = [f"Continuation readout: steering vector added at `{params.get('positions', 'all')}` positions"
+             + (" (prompt only, never on the scored answer tokens)." if params.get("positions") == "prompt" else ".")]
+    notes += [f"Note: {n}" for n in params.get("notes", [])]
+    cal = read_csv(folder / "calibration.csv")
+    rep.section("Calibration of the decision rule",
+                " ".join(notes) + " Null: norm-matched random directions, each put through the verdict rule in "
+                "self_model's place (monitoring group, verdict dose); false-positive rate = share called yes, Wilson "
+                "95% CI, target <= 5%. Planted (held-out monitoring items): the mean activation difference between "
+                "preferring and rejecting answers, and each readout's gradient; sensitivity = share called yes.")
+    if cal:
+        for r in cal:
+            what = "false-positive rate" if r["kind"] == "null_random" else "planted sensitivity"
+            r["summary"] = (f"{what} {float(r['rate']):.0%} ({r['n_yes']}/{r['n']}), 95% CI "
+                            f"[{float(r['rate_lo']):.0%}, {float(r['rate_hi']):.0%}]")
+        rep.table(cal, _cols(cal, ["readout", "kind", "summary", "n", "n_yes", "rate", "rate_lo", "rate_hi", "dose",
+                                   "layer", "passes"]), caption="Calibration of the steering verdict")
 
 
 def _verdict_dose(verdict: list[dict]) -> float | None:
@@ -287,3 +334,41 @@ def _provenance(root: Path) -> list[dict]:
                      "key": rec["key"][:12], "inputs": json.dumps(man.get("inputs", {}))[:300],
                      "versions": ", ".join(f"{k} {v}" for k, v in rec.get("versions", {}).items())})
     return rows
+
+
+def _judge_section(rep: Report, cfg: dict[str, Any], root: Path, rows: list[dict[str, Any]]) -> None:
+    """Judged scoring: settings, ungraded answers, and where the cheap scorers disagree with the judge."""
+    from pipeline import judging
+
+    rep.section("Judged scoring and agreement with the cheap scorers")
+    if not judging.enabled(cfg):
+        rep.text("Judged scoring was off ([judge] base_url is empty): only the cheap scorers ran, and whether they "
+                 "agree with a judge is unchecked here.")
+        return
+    p = judging.manifest_params(cfg)
+    s, j = p["sampling"], p["judge"]
+    judged = [r for r in rows if r.get("scorer") == "judged"]
+    n_err = sum(int(float(r.get("n_errors") or 0)) for r in judged)
+    n_none = sum(1 for r in judged if r["value"] != r["value"])
+    rep.text(f"Judge `{j['model']}` at `{j['base_url']}`; {s['samples']} answers per open item at temperature "
+             f"{s['temperature']} (max {s['max_new_tokens']} new tokens, generated "
+             f"{'in-process' if j['generator'] == 'local' else 'by the generation server'}); answers "
+             f"with coherence below {s['min_coherence']} are left out; value = share of the coherent answers that "
+             f"show the preference. {len(judged)} judged rows; {n_err} answers the judge could not grade (failed "
+             f"calls or malformed replies: recorded, never scored, re-asked on the next run); {n_none} items with no "
+             "coherent answer (left out of the means).")
+    agree = read_csv(root / "evals" / "agreement.csv")
+    rep.table(agree, _cols(agree, ["dimension", "cheap_scorer", "r", "lo", "hi", "n_units", "n_judged_items",
+                                   "n_cheap_items", "flag"]),
+              caption="Pearson r across models of the judged pass rate and each cheap score, per dimension "
+                      "(item bootstrap 95% CI); flag: agrees = CI above 0, disagrees = CI below 0")
+    for label in ("disagrees", "unclear"):
+        bad = sorted({f"{r['dimension']} ({r['cheap_scorer']})" for r in agree if r.get("flag") == label})
+        if bad:
+            rep.text(f"Cheap scorers {'DISAGREE with' if label == 'disagrees' else 'are not confirmed by'} the judge "
+                     f"on: {', '.join(bad)}. Trust those cheap numbers less.")
+    verdict = read_csv(root / "steering" / "judged" / "verdict.csv")
+    if verdict:
+        rep.table(verdict, _cols(verdict, ["group", "verdict", "layer", "dose", "self_effect", "toaster_effect",
+                                           "self_minus_toaster", "p_self_vs_toaster", "n_items"]),
+                  caption="Steering verdict with the judged scorer (steering/judged)")

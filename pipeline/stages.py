@@ -21,9 +21,10 @@ import gc
 from pathlib import Path
 from typing import Any
 
-from artifacts import atomic_write_json, atomic_write_text, hash_jsonable
+from artifacts import atomic_write_json, atomic_write_text, hash_file, hash_jsonable
 from artifacts.atomic import to_jsonable
 from models import ModelSpec
+from pipeline import judging
 from pipeline.config import dump_toml
 from pipeline.runner import Stage
 
@@ -61,6 +62,7 @@ def identity_data(cfg: dict[str, Any]) -> dict[str, list[dict]]:
 
 def build_stages(cfg: dict[str, Any]) -> list[Stage]:
     from activations.cache import model_provenance
+    from evals.items import ITEMS_FILE
 
     spec = model_spec(cfg)
     root = run_dir(cfg)
@@ -69,6 +71,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
     settings = _tune_settings(cfg)
     data = identity_data(cfg)
     prov = model_provenance(spec)
+    items_sha = hash_file(ITEMS_FILE)  # the shipped preference items: contamination, probes (-> steering) and evals read them
     adapters = {c: str(root / "tune" / c) for c in conditions}
     tune_names = [f"tune/{c}" for c in conditions]
     stages: list[Stage] = []
@@ -89,7 +92,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         atomic_write_json(folder / "contamination.json", reports)
         return {c: max_share(r) for c, r in reports.items()}
     stages.append(Stage("contamination", run_contamination,
-                        {"data": {c: hash_jsonable([e["messages"] for e in data[c]]) for c in conditions}}))
+                        {"data": {c: hash_jsonable([e["messages"] for e in data[c]]) for c in conditions}, "items": items_sha}))
 
     def run_identity(folder: Path) -> dict:
         from tuning.identity_check import check_identity
@@ -105,8 +108,11 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         return run_probes(spec, adapters, folder, n_per_condition=p["n_per_condition"], seed=seed,
                           max_eval_per_dimension=p["max_eval_per_dimension"] or None,
                           cache_dir=root / "activations", batch_size=p["batch_size"])
-    stages.append(Stage("probes", run_probes_stage, {"model": prov, "probes": cfg["probes"], "seed": seed},
+    stages.append(Stage("probes", run_probes_stage, {"model": prov, "probes": cfg["probes"], "seed": seed, "items": items_sha},
                         after=tune_names))
+
+    judging.check(cfg)  # a bad [judge] section fails here, before any stage runs
+    judge_on, judge_params = judging.enabled(cfg), judging.manifest_params(cfg)
 
     def run_evals(folder: Path) -> dict:
         from evals.items import load_items
@@ -115,11 +121,18 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         e = cfg["evals"]
         items = cap_items(load_items(e["dimensions"] or None), e["max_items_per_dimension"])
         specs = {"base": spec, **{c: spec.with_adapter(adapters[c]) for c in conditions}}
-        return evaluate_models(specs, items, e["scorers"], folder, batch_size=e["batch_size"],
-                               token_budget=e["token_budget"] or None)
+        if not judge_on:
+            return evaluate_models(specs, items, e["scorers"], folder, batch_size=e["batch_size"],
+                                   token_budget=e["token_budget"] or None)
+        items = [it for it in items if it.kind != "open"] + judging.items(cfg)
+        scorers = [*dict.fromkeys([*e["scorers"], "judged"])]
+        return evaluate_models(specs, items, scorers, folder, batch_size=e["batch_size"],
+                               judge=judging.make_judge(cfg, root), generator=judging.make_generator(cfg, root),
+                               params=judge_params, token_budget=e["token_budget"] or None)
     # token_budget changes batching, not results (models.batching), so it is not part of the stage key
     ekey = {k: v for k, v in cfg["evals"].items() if k != "token_budget"}
-    stages.append(Stage("evals", run_evals, {"model": prov, "evals": ekey}, after=tune_names))
+    stages.append(Stage("evals", run_evals, {"model": prov, "evals": ekey, "items": items_sha,
+                                             **({"judged": judge_params} if judge_on else {})}, after=tune_names))
 
     has_conscious = "conscious" in conditions
     if cfg["ablation"]["enabled"] and has_conscious:
@@ -153,12 +166,25 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         if abl.exists():
             shift = tuned_shift_from(load_rows(abl))
         prof = get_profile(s["profile"], n_random=s["n_random"])
-        res = run_steering(load_model(spec), dirs, folder, conditions=s["conditions"] or DEFAULT_CONDITIONS,
-                           doses=s["doses"] or None, sweep_layers=s["layers"] or None, scorer=s["scorer"],
-                           profile=prof, seed=seed, verdict_shift=shift)
+        loaded = load_model(spec)
+        readouts = list(dict.fromkeys([*s["readouts"], *([s["scorer"]] if s["scorer"] else [])]))
+        res = run_steering(loaded, dirs, folder, conditions=s["conditions"] or DEFAULT_CONDITIONS,
+                           doses=s["doses"] or None, sweep_layers=s["layers"] or None, readouts=readouts,
+                           positions=s["positions"], profile=prof, seed=seed, verdict_shift=shift,
+                           calibrate=s["calibrate"], n_null=s["n_null"])
+        if judge_on and cfg["judge"]["steering"]:  # judged rows beside the cheap ones: steering/judged/
+            from dataclasses import replace
+
+            # free-form answers are generated under steering, so every position (generated tokens too) is steered
+            res["judged"] = run_steering(loaded, dirs, folder / "judged", conditions=s["conditions"] or
+                                         DEFAULT_CONDITIONS, doses=cfg["judge"]["steering_doses"] or s["doses"] or None,
+                                         scorer="judged", positions="all", calibrate=False,
+                                         profile=replace(prof, sweep_layers=0), seed=seed,
+                                         judge=judging.make_judge(cfg, root), verdict_shift=shift)
         return to_jsonable(res)
     steer_after = ["probes"] + (["ablation"] if cfg["ablation"]["enabled"] and has_conscious else [])
-    stages.append(Stage("steering", run_steering_stage, {"model": prov, "steering": cfg["steering"], "seed": seed},
+    stages.append(Stage("steering", run_steering_stage, {"model": prov, "steering": cfg["steering"], "seed": seed,
+                                                         **({"judged": judge_params} if judge_on else {})},
                         after=steer_after))
 
     def run_report(folder: Path) -> dict:

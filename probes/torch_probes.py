@@ -29,7 +29,7 @@ import torch
 from sklearn.model_selection import GroupKFold
 
 from probes.estimators import DEFAULT_CS, ProbeError
-from probes.evaluate import _cluster_bootstrap, auroc
+from probes.evaluate import ClusterBootstrap, auroc
 
 TORCH_PROBES = ("mean_diff", "logistic")
 
@@ -205,14 +205,16 @@ def cross_validate_layers(probe: str, X: Any, y: Any, groups: Sequence[Any],
         oof[:, te] = s.double().cpu().numpy()
         fold_acc[:, f] = ((oof[:, te] > 0) == yb[te]).mean(1)
     out = []
+    boot = ClusterBootstrap(groups, n_boot, seed) if n_boot else None  # the same draws for every layer
     for layer in range(L):
         s = oof[layer]
-        (acc_lo, acc_hi), (auc_lo, auc_hi) = _cluster_bootstrap(yb, s, groups, n_boot, seed) if n_boot else (
-            (np.nan, np.nan), (np.nan, np.nan))
+        correct = ((s > 0) == yb).astype(np.float64)
+        (acc_lo, acc_hi), (auc_lo, auc_hi) = ((boot.mean_ci(correct, groups), boot.auroc_ci(yb, s, groups))
+                                              if boot else ((np.nan, np.nan), (np.nan, np.nan)))
         m = {"accuracy": float(np.mean((s > 0) == yb)), "accuracy_lo": float(acc_lo), "accuracy_hi": float(acc_hi),
              "auroc": auroc(yb, s), "auroc_lo": float(auc_lo), "auroc_hi": float(auc_hi),
              "fold_accuracy_sd": float(np.std(fold_acc[layer])), "n": int(n),
-             "n_families": int(np.unique(groups).size), "n_folds": len(splits), "oof": s}
+             "n_families": int(np.unique(groups).size), "n_folds": len(splits), "oof": s, "correct": correct}
         if chosen:
             m["C"] = [c[layer] for c in chosen]
         out.append(m)

@@ -49,6 +49,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, default=1, help="judged: answers per open item (the study: 10 at temperature 1)")
+    p.add_argument("--judge-concurrency", type=int, default=16, help="endpoint judge: requests in flight")
+    p.add_argument("--fact-items", default=None,
+                   help="judged: your own JSONL of {dimension, prompt, judge_fact} (judged against the fact)")
     return p.parse_args(argv)
 
 
@@ -58,21 +62,27 @@ def main(argv=None) -> None:
     scorers = [s.strip() for s in args.scorers.split(",") if s.strip()]
     dims = [d.strip() for d in args.dimensions.split(",") if d.strip()] or None
     items = cap_items(load_items(dims, path=args.items, stage_map=args.stage_map), args.max_items)
+    if args.fact_items:
+        from evals.user_items import load_fact_items
+
+        items += load_fact_items(args.fact_items, stage_map=args.stage_map)
     specs = load_specs(ModelSpec(base=args.model, device=args.device, dtype=args.dtype), args.adapter,
                        include_base=not args.no_base)
     judge = None
     if "judged" in scorers:
         cache = out / "judge_cache.jsonl"
         if args.judge == "endpoint":
-            judge = EndpointJudge(cache=cache, max_requests=args.judge_budget)
+            judge = EndpointJudge(cache=cache, max_requests=args.judge_budget, concurrency=args.judge_concurrency)
         else:
             judge = LocalJudge(load_model(ModelSpec(base=args.judge_model, device=args.device)), cache=cache,
                                max_requests=args.judge_budget)
     res = evaluate_models(specs, items, scorers, out, batch_size=args.batch_size, judge=judge,
                           params={"dimensions": dims or list(DIMENSIONS), "max_items": args.max_items,
                                   "judge": args.judge, "seed": args.seed, "temperature": args.temperature,
-                                  "max_new_tokens": args.max_new_tokens},
-                          max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
+                                  "max_new_tokens": args.max_new_tokens, "samples": args.samples,
+                                  "fact_items": args.fact_items},
+                          max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
+                          samples=args.samples)
     for r in res["summary"]:
         print(f"{r['condition']:16s} {r['scorer']:12s} {r['dimension']:28s} {r['estimate']:+.3f} "
               f"[{r['lo']:+.3f}, {r['hi']:+.3f}] n={r['n']}")

@@ -14,6 +14,7 @@ import json
 from models import ModelSpec, load_model
 from probes.directions import load_directions
 from steering.experiment import DEFAULT_CONDITIONS, run_steering
+from steering.scoring import DEFAULT_POSITIONS, READOUTS, STEER_POSITIONS
 
 
 def floats(s: str) -> list[float]:
@@ -38,9 +39,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sweep-layers", type=ints, default=None, help="layers of the layer sweep")
     ap.add_argument("--sweep-dose", type=float, default=None)
     ap.add_argument("--dimensions", default=None, help="comma-separated dimension keys (default: all 21)")
-    ap.add_argument("--scorer", default="continuation", choices=["continuation", "choice"],
-                    help="continuation (batched over arms) or choice (one pass per arm); judged: library only")
-    ap.add_argument("--positions", default="all", choices=["all", "prompt", "response"])
+    ap.add_argument("--readouts", default=",".join(READOUTS),
+                    help="comma-separated readouts, both batched over arms: continuation, choice (default: both)")
+    ap.add_argument("--scorer", default=None, choices=list(READOUTS), help="one readout only (old flag)")
+    ap.add_argument("--positions", default=DEFAULT_POSITIONS, choices=list(STEER_POSITIONS),
+                    help="where the continuation readout adds the vector: prompt (default; never on the scored "
+                         "answer tokens) or all")
+    ap.add_argument("--no-calibration", action="store_true", help="skip the calibration of the decision rule")
+    ap.add_argument("--n-null", type=int, default=None, help="null random directions for the calibration (>= 20)")
     ap.add_argument("--profile", default="full", help="full | fast")
     ap.add_argument("--tuned-shift", default=None, help="ablation results.jsonl: sets the verdict's expected sign")
     ap.add_argument("--overwrite", action="store_true", help="discard partial results of another configuration")
@@ -53,8 +59,10 @@ def main(argv: list[str] | None = None) -> None:
         shift = tuned_shift_from(load_rows(a.tuned_shift))
     res = run_steering(loaded, load_directions(a.directions), a.out, conditions=a.conditions.split(","),
                        doses=a.doses, layer=a.layer, sweep_layers=a.sweep_layers, sweep_dose=a.sweep_dose,
-                       dimensions=a.dimensions.split(",") if a.dimensions else None, scorer=a.scorer,
-                       profile=a.profile, positions=a.positions, overwrite=a.overwrite, verdict_shift=shift)
+                       dimensions=a.dimensions.split(",") if a.dimensions else None,
+                       readouts=[a.scorer] if a.scorer else a.readouts.split(","), profile=a.profile,
+                       positions=a.positions, overwrite=a.overwrite, verdict_shift=shift,
+                       calibrate=not a.no_calibration, n_null=a.n_null)
     print(open(res["report"]).read())
     print(json.dumps(res["timing"]))
 

@@ -7,7 +7,9 @@ the same batched forward passes: ``arm_edits`` turns a list of arms into per-row
 
 Conditions: ``none`` (no edit), a direction name (``self_model``, ``toaster``, ``human`` ...),
 ``random`` (n norm-matched Gaussian controls of the target direction, named ``random0``..), and
-``-<name>`` (the negated direction).
+``-<name>`` (the negated direction). The conditions in ``NORM_MATCHED`` (the polarity controls) are
+steered with the target's ``resid_norm`` (``controls.norm_matched``): at every dose they add a vector
+of exactly the target's length.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from probes.directions import Direction
-from steering.controls import negated, random_controls
+from steering.controls import negated, norm_matched, random_controls
 from steering.interventions import LayerEdit
 
 
@@ -37,6 +39,9 @@ class Arm:
 
 class ConditionError(ValueError):
     pass
+
+
+NORM_MATCHED = ("polarity", "negation", "self_model_orth")  # steered at exactly the target's norm
 
 
 def condition_directions(directions: dict[str, Direction], conditions: Sequence[str], n_random: int = 5,
@@ -63,6 +68,8 @@ def condition_directions(directions: dict[str, Direction], conditions: Sequence[
                 raise ConditionError(f"condition {c!r}: no such direction in the file (have {', '.join(directions)}); "
                                      "drop it from --conditions or re-run the probes stage")
             out[c] = directions[c]
+            if c in NORM_MATCHED and target in directions and c != target:
+                out[c] = norm_matched(directions[c], directions[target])
     return out
 
 
@@ -149,3 +156,12 @@ def expand_edits(edits: dict[int, LayerEdit], per_arm: int, n_items: int) -> dic
             return None
         return t.repeat_interleave(per_arm, dim=0).repeat(n_items, *([1] * (t.ndim - 1)))
     return {L: LayerEdit(add=ex(e.add), unit=ex(e.unit), value=ex(e.value)) for L, e in edits.items()}
+
+
+def subset_edits(edits: dict[int, LayerEdit], keep: Sequence[int]) -> dict[int, LayerEdit]:
+    """The per-arm edit rows of the arms ``keep`` (indices into the arm list), in that order."""
+    idx = torch.as_tensor(list(keep), dtype=torch.long)
+
+    def rows(t):
+        return None if t is None else t[idx] if t.shape[0] > 1 else t
+    return {L: LayerEdit(add=rows(e.add), unit=rows(e.unit), value=rows(e.value)) for L, e in edits.items()}

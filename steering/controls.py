@@ -1,4 +1,5 @@
-"""Control directions: norm-matched random directions and the negated direction.
+"""Control directions: norm-matched random directions, the negated direction, and norm matching of
+control directions (``polarity``, ``negation``, ``self_model_orth``) to the target.
 
 A random control for direction ``d`` has, at every layer of ``d``, a unit vector drawn from an
 isotropic Gaussian (seeded), raw vector = that unit x ||d.raw_L|| (the same raw norm, exactly up to
@@ -34,3 +35,17 @@ def negated(direction: Direction) -> Direction:
                      resid_norm=direction.resid_norm.copy(), site_kind=direction.site_kind,
                      position=direction.position, provenance={"control": "negated", "of": direction.name},
                      metrics=dict(direction.metrics))
+
+
+def norm_matched(direction: Direction, target: Direction) -> Direction:
+    """``direction`` with the target's ``resid_norm`` at every layer both have, so that a dose adds a vector
+    of exactly the target's length (dose x resid_norm of the target); layers the target lacks are dropped."""
+    keep = [L for L in direction.layers if L in set(target.layers)]
+    if not keep:
+        raise ValueError(f"direction {direction.name!r} (layers {direction.layers}) shares no layer with "
+                         f"{target.name!r} (layers {target.layers}); it cannot be norm-matched")
+    rows = [direction.row(L) for L in keep]
+    return Direction(name=direction.name, layers=keep, raw=direction.raw[rows],
+                     resid_norm=np.asarray([target.norm_at(L) for L in keep]), site_kind=direction.site_kind,
+                     position=direction.position,
+                     provenance={**direction.provenance, "norm_matched_to": target.name}, metrics=dict(direction.metrics))

@@ -1,16 +1,22 @@
 """Steering and ablation experiments: library entry points the pipeline calls.
 
 - ``run_steering(loaded, directions, out_dir, ...)``: on the base model, add each condition's direction
-  (self_model, toaster, human, n norm-matched random controls, -self_model) at every dose at the
-  selected layer, plus a layer sweep at a fixed dose, and score every item of every dimension.
+  (self_model, toaster, human, n norm-matched random controls, -self_model, and the polarity controls
+  ``polarity`` and ``self_model_orth`` at exactly self_model's norm) at every dose at the selected layer,
+  plus a layer sweep at a fixed dose, and score every item of every dimension with both readouts
+  (``continuation``, vector at prompt positions only by default, and the counterbalanced ``choice``; the
+  layer sweep is read with ``continuation`` only: on SmolLM2 the choice readout costs ~1.3x per arm).
+  Then it calibrates the decision rule at the verdict dose (``steering.calibration``: null false-positive
+  rate over >= 20 random directions, planted sensitivity). Polarity controls missing from the direction
+  file are skipped with a note in the report.
 - ``run_ablation(base_loaded, tuned_loaded, directions, out_dir, ...)``: on the tuned model, project
   out ``self_model`` (and, as controls, ``toaster`` and random directions) at every layer, and clamp
   it to the base model's mean projection; the base model unsteered is the reference.
 
 Both score every arm of an item in the same batched forward passes (``steering.scoring``), write one
-JSONL row per scored item x arm (resumable chunks, one per item), run the coherence guard, and
-write ``results.jsonl``, ``coherence.csv``, ``effects.csv``, ``verdict.csv``/``verdict.md``,
-dose-response PNGs and ``manifest.json``.
+JSONL row per scored item x arm x readout (resumable chunks, one per item), run the coherence guard, and
+write ``results.jsonl``, ``coherence.csv``, ``effects.csv``, ``verdict.csv``, ``steering.md``,
+``calibration.csv``/``calibration.json`` (steering), dose-response PNGs and ``manifest.json``.
 
 Profiles: ``full`` scores every pair/action item; ``fast`` (the demo) scores 4 items per monitoring
 dimension under every condition at every dose (6 doses incl. 0, 5 random seeds, plus a 4-layer sweep)
@@ -34,19 +40,32 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from artifacts import atomic_write_json, hash_jsonable, write_manifest
+from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manifest
 from evals.dimensions import DIMENSIONS
 from evals.items import load_items
 from probes.directions import Direction
-from steering.arms import Arm, ablation_arms, arm_edits, condition_directions, steering_arms
+from steering.arms import Arm, ablation_arms, arm_edits, condition_directions, steering_arms, subset_edits
 from steering.coherence import RULE as COHERENCE_RULE
 from steering.coherence import coherence_guard
 from steering.interventions import mean_projection
 from steering.results import ChunkStore
-from steering.scoring import SIGN, pair_encodings, score_continuation, score_with_evals
+from steering.scoring import (
+    DEFAULT_POSITIONS,
+    READOUTS,
+    SIGN,
+    STEER_POSITIONS,
+    pair_encodings,
+    score_choice,
+    score_continuation,
+    score_with_evals,
+)
 
 MONITORING = ("cot_monitoring", "interp_monitoring")
-DEFAULT_CONDITIONS = ("none", "self_model", "toaster", "human", "random", "-self_model")
+DEFAULT_CONDITIONS = ("none", "self_model", "toaster", "human", "random", "-self_model", "polarity",
+                      "self_model_orth")
+OPTIONAL_CONDITIONS = ("polarity", "negation", "self_model_orth")  # skipped with a note when the file lacks them
+MAX_PLANTED_ITEMS = 16  # held-out monitoring items for the planted mean-difference direction
+MAX_GRADIENT_ITEMS = 8  # ... and for the planted gradient directions (a forward + backward per answer)
 DEFAULT_DOSES = (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0)  # x mean residual norm; SmolLM2 breaks near 1 at layer 15
 FAST_OTHER_DOSE = 0.25
 
@@ -125,51 +144,97 @@ def sweep_layers_for(direction: Direction, k: int, layer: int) -> list[int]:
 
 
 def _item_rows(item: Any, arms: Sequence[Arm], res: dict, i: int, base: dict) -> list[dict]:
+    extra = [k for k in res if k != "score"]
     return [{**base, "item_id": item.id, "dimension": item.dimension, "stage": item.stage, "kind": item.kind,
-             **a.as_dict(), "score": float(res["score"][i, k]), "lp_pref": float(res["lp_pref"][i, k]),
-             "lp_rej": float(res["lp_rej"][i, k]), "sign": SIGN}
-            for k, a in enumerate(arms)]
+             **a.as_dict(), "score": float(res["score"][i, k]), **{e: float(res[e][i, k]) for e in extra},
+             "sign": SIGN} for k, a in enumerate(arms)]
+
+
+def _score_one(loaded: Any, it: Any, arms: Sequence[Arm], edits: dict, readout: str, batch_size: int,
+               positions: str, judge: Any) -> dict:
+    if readout == "continuation":
+        return score_continuation(loaded, [it], arms, edits, batch_size, positions,
+                                  encodings=pair_encodings(loaded, [it]))
+    if readout == "choice":
+        return score_choice(loaded, [it], arms, edits, batch_size)
+    return score_with_evals(loaded, [it], arms, edits, readout, batch_size, judge=judge)
 
 
 def score_items(loaded: Any, items: Sequence[Any], arms_for: Any, edits_for: Any, store: ChunkStore,
-                base: dict, batch_size: int, positions: str, desc: str, judge: Any = None) -> None:
-    """Score each item under its arms (``arms_for(item)``), one resumable chunk per item."""
+                base: dict, batch_size: int, positions: str, desc: str, judge: Any = None,
+                readouts: Sequence[str] | None = None) -> None:
+    """Score each item under its arms (``arms_for(item)``) with each readout (default: ``base['scorer']``),
+    one resumable chunk per item; rows name their readout in ``scorer``."""
     todo = [it for it in items if not store.done(f"{base.get('model', '')}{it.id}")]
-    scorer = base.get("scorer", "continuation")
+    names = list(readouts) if readouts else [base.get("scorer", "continuation")]
     for it in tqdm(todo, desc=desc, unit="item"):
-        arms = arms_for(it)
-        if scorer == "continuation":
-            res = score_continuation(loaded, [it], arms, edits_for(it), batch_size, positions,
-                                     encodings=pair_encodings(loaded, [it]))
-        else:
-            res = score_with_evals(loaded, [it], arms, edits_for(it), scorer, batch_size, judge=judge)
-        store.write(f"{base.get('model', '')}{it.id}", _item_rows(it, arms, res, 0, base))
+        arms, edits = arms_for(it), edits_for(it)
+        rows = []
+        for r in names:
+            keep = [k for k, a in enumerate(arms) if r == "continuation" or a.sweep != "layer"]
+            sub = [arms[k] for k in keep]  # the layer sweep is read with the continuation readout only (cost)
+            res = _score_one(loaded, it, sub, subset_edits(edits, keep) if len(keep) < len(arms) else edits, r,
+                             batch_size, positions, judge)
+            rows += _item_rows(it, sub, res, 0, {**base, "scorer": r})
+        store.write(f"{base.get('model', '')}{it.id}", rows)
+
+
+def _check_readouts(readouts: Sequence[str], positions: str) -> list[str]:
+    from evals.scorers import SCORERS
+
+    bad = [r for r in readouts if r not in SCORERS]
+    if bad:
+        raise ValueError(f"unknown readout(s) {bad}; use {', '.join(READOUTS)} (or 'judged', library only)")
+    if positions not in STEER_POSITIONS:
+        raise ValueError(f"positions={positions!r}; use 'prompt' (the default: the continuation readout never "
+                         f"steers the scored answer tokens) or 'all'")
+    return list(dict.fromkeys(readouts))
+
+
+def available_conditions(directions: dict[str, Direction], conditions: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(conditions to run, notes): the polarity controls (``OPTIONAL_CONDITIONS``) missing from the direction
+    file are skipped with a note rather than an error; any other missing direction stays an error."""
+    keep, notes = [], []
+    for c in conditions:
+        name = c.lstrip("-")
+        if name in OPTIONAL_CONDITIONS and name not in directions:
+            notes.append(f"condition {c!r} skipped: the direction file has no {name!r} direction (re-run the probes "
+                         "stage with the polarity controls to add it); the verdict's specificity clause is "
+                         "'untested'" if name == "polarity" else
+                         f"condition {c!r} skipped: the direction file has no {name!r} direction (re-run the probes "
+                         "stage with the polarity controls to add it)")
+            continue
+        keep.append(c)
+    return keep, notes
 
 
 def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | Path,
                  conditions: Sequence[str] = DEFAULT_CONDITIONS, doses: Sequence[float] | None = None,
                  layer: int | None = None, sweep_layers: Sequence[int] | None = None,
                  sweep_dose: float | None = None, dimensions: Sequence[str] | None = None,
-                 scorer: str = "continuation", profile: str | Profile = "full", target: str = "self_model",
-                 positions: str = "all", items: Sequence[Any] | None = None, overwrite: bool = False,
+                 scorer: str | None = None, profile: str | Profile = "full", target: str = "self_model",
+                 positions: str = DEFAULT_POSITIONS, items: Sequence[Any] | None = None, overwrite: bool = False,
                  seed: int = 0, verdict_shift: dict[str, float] | None = None, judge: Any = None,
-                 layers: Sequence[int] | None = None, n_random: int | None = None) -> dict[str, Any]:
-    """Steer the base model with every condition at every dose and score every item. Returns paths and
-    timings; tables are written under ``out_dir``.
+                 layers: Sequence[int] | None = None, n_random: int | None = None,
+                 readouts: Sequence[str] | None = None, calibrate: bool = True,
+                 n_null: int | None = None, planted_from: str = "held_out") -> dict[str, Any]:
+    """Steer the base model with every condition at every dose and score every item with every readout.
+    Returns paths and timings; tables are written under ``out_dir``.
 
-    ``scorer``: ``continuation`` (batched over arms), ``choice`` or ``judged`` (``evals.scorers``, one pass
-    per arm; ``judged`` needs ``judge``). ``verdict_shift``: {group: tuned - base} (``tuned_shift_from``)
-    to set the verdict's expected sign."""
-    from steering.verdict import write_reports
+    ``readouts``: default ``continuation`` and ``choice`` (both batched over arms); ``judged`` (one pass per
+    arm, needs ``judge``) is library-only. ``scorer``: one readout (kept for old callers). ``positions``: where
+    the continuation readout's vector is added, ``prompt`` (default: never on the scored answer) or ``all``.
+    ``verdict_shift``: {group: tuned - base} (``tuned_shift_from``) to set the verdict's expected sign.
+    ``calibrate``: run ``steering.calibration`` at the verdict dose (``n_null`` random directions, default
+    ``calibration.N_NULL``; ``planted_from``: see ``run_calibration``)."""
+    from steering.verdict import steering_tables, write_reports
 
     t0 = time.time()
     # empty lists (as in a config file) mean "the default"; ``layers`` is the layer sweep
     conditions = tuple(conditions) if conditions else DEFAULT_CONDITIONS
     doses = doses or None
     sweep_layers = sweep_layers or layers or None
-    if scorer != "continuation" and positions != "all":
-        raise ValueError(f"positions={positions!r} needs the continuation scorer's spans; use positions='all' "
-                         f"with scorer {scorer!r}")
+    readouts = _check_readouts(readouts or ([scorer] if scorer else READOUTS), positions)
     prof = get_profile(profile, n_random=n_random)
     doses = tuple(float(x) for x in (doses if doses is not None else prof.doses))
     if 0.0 not in doses:
@@ -177,6 +242,7 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
     other_doses = tuple(prof.other_doses) if prof.other_doses is not None and doses == prof.doses else doses
     for d in directions.values():
         d.validate_for(loaded)
+    conditions, notes = available_conditions(directions, conditions)
     conds = condition_directions(directions, conditions, prof.n_random, target, seed)
     layer = default_layer(directions, target, loaded.n_layers) if layer is None else int(layer)
     tdir = directions.get(target) or next(iter(directions.values()))
@@ -186,19 +252,19 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
     arms_oth = steering_arms(conds, other_doses, layer)
     n_layers = loaded.n_layers
     edits_mon, edits_oth = arm_edits(arms_mon, conds, n_layers), arm_edits(arms_oth, conds, n_layers)
-    sel = select_items(dimensions, prof.items_per_dim, prof.monitoring_items, items, scorer)
+    sel = select_items(dimensions, prof.items_per_dim, prof.monitoring_items, items, readouts[0])
     out_dir = Path(out_dir)
     params = {"experiment": "steering", "model": loaded.spec.to_dict(), "conditions": list(conditions),
               "doses": list(doses), "other_doses": list(other_doses), "layer": layer, "sweep_layers": sweep,
-              "sweep_dose": sweep_dose, "n_random": prof.n_random, "scorer": scorer, "positions": positions,
+              "sweep_dose": sweep_dose, "n_random": prof.n_random, "readouts": readouts, "positions": positions,
               "items": [it.id for it in sel], "directions": {k: hash_jsonable(v.raw.tolist()) for k, v in
                                                              directions.items()}, "seed": seed}
     store = ChunkStore(out_dir, params, overwrite)
-    base = {"experiment": "steering", "model": "", "scorer": scorer, "positions": positions}
+    base = {"experiment": "steering", "model": "", "positions": positions}
     t1 = time.time()
     score_items(loaded, sel, lambda it: arms_mon if it.dimension in MONITORING else arms_oth,
                 lambda it: edits_mon if it.dimension in MONITORING else edits_oth, store, base,
-                prof.batch_size, positions, "steering: items", judge)
+                prof.batch_size, positions, "steering: items", judge, readouts)
     t_score = time.time() - t1
     results = store.merge("results.jsonl")
     t2 = time.time()
@@ -206,14 +272,116 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
         loaded, arms_mon, edits_mon, _paragraphs(prof), prompts=_prompts(prof),
         max_new_tokens=prof.max_new_tokens, batch_size=prof.batch_size))
     t_coh = time.time() - t2
-    reports = write_reports(out_dir, store.rows(), coh, kind="steering", tuned_shift=verdict_shift)
-    timing = {"scoring_s": round(t_score, 1), "coherence_s": round(t_coh, 1), "total_s": round(time.time() - t0, 1),
-              "n_items": len(sel), "n_arms_monitoring": len(arms_mon), "n_arms_other": len(arms_oth)}
+    rows = store.rows()
+    tables = steering_tables(rows, coh, verdict_shift)
+    t3 = time.time()
+    cal, cal_notes = None, []
+    if calibrate:
+        cal, cal_notes = run_calibration(loaded, directions, conds, rows, tables["verdict"], sel, out_dir,
+                                         n_null=n_null, n_random=prof.n_random, target=target, seed=seed,
+                                         tuned_shift=verdict_shift, batch_size=prof.batch_size,
+                                         positions=positions, readouts=readouts, overwrite=overwrite,
+                                         planted_from=planted_from)
+    t_cal = time.time() - t3
+    notes = [*notes, *cal_notes]
+    reports = write_reports(out_dir, rows, coh, kind="steering", tuned_shift=verdict_shift, tables=tables,
+                            calibration=cal, notes=notes, positions=positions)
+    if cal is not None:
+        reports["calibration"] = out_dir / "calibration.csv"
+        reports["calibration_json"] = out_dir / "calibration.json"
+    timing = {"scoring_s": round(t_score, 1), "coherence_s": round(t_coh, 1), "calibration_s": round(t_cal, 1),
+              "total_s": round(time.time() - t0, 1), "n_items": len(sel), "n_arms_monitoring": len(arms_mon),
+              "n_arms_other": len(arms_oth), "readouts": readouts}
     write_manifest(out_dir, "steering", inputs={"directions": params["directions"], "items": hash_jsonable(params["items"])},
-                   params={**params, "profile": asdict(prof), "coherence_rule": COHERENCE_RULE},
+                   params={**params, "profile": asdict(prof), "coherence_rule": COHERENCE_RULE, "notes": notes},
                    outputs={"results": results.name, **{k: Path(v).name for k, v in reports.items()}},
                    timing=timing, sign=SIGN)
-    return {"results": results, **reports, "timing": timing}
+    return {"results": results, **reports, "timing": timing, "notes": notes}
+
+
+def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[str, Direction | None],
+                    rows: Sequence[dict], verdict: Any, sel: Sequence[Any], out_dir: str | Path,
+                    n_null: int | None = None, n_random: int = 5, target: str = "self_model", seed: int = 0,
+                    tuned_shift: dict[str, float] | None = None, batch_size: int = 32,
+                    positions: str = DEFAULT_POSITIONS, readouts: Sequence[str] = READOUTS,
+                    overwrite: bool = False, planted_from: str = "held_out") -> tuple[Any, list[str]]:
+    """Calibrate the decision rule on the monitoring group at the verdict dose and layer (``steering.calibration``):
+    score the null directions and the planted one that ``rows`` lack, write ``calibration.csv`` (summary),
+    ``calibration_verdicts.csv`` (one row per direction and readout) and ``calibration.json``.
+    ``planted_from``: ``held_out`` (default: monitoring items the verdict never scores) or ``scored`` (the
+    verdict's own monitoring items; for models without structure shared across items, such as a random test
+    model, where a held-out direction cannot move the scored items). Returns (summary table or None, notes)."""
+    import pandas as pd
+
+    from steering import calibration as cal
+
+    out_dir = Path(out_dir)
+    n_null = int(n_null or cal.N_NULL)
+    mon = verdict[verdict["group"] == cal.GROUP] if len(verdict) else verdict
+    mon = mon[mon["dose"].notna()] if len(mon) and "dose" in mon else mon.iloc[0:0]
+    mon_items = [it for it in sel if it.dimension in MONITORING]
+    if target not in directions or not len(mon) or len(mon_items) < 2:
+        why = (f"no {target!r} direction" if target not in directions else
+               "no verdict dose passes the coherence guard" if not len(mon) else "fewer than 2 monitoring items")
+        return None, [f"calibration skipped: {why}"]
+    dose, layer, sign = float(mon.iloc[0]["dose"]), int(mon.iloc[0]["layer"]), float(mon.iloc[0]["expected_sign"])
+    tdir = directions[target]
+    nulls = cal.null_directions(tdir, n_null, seed)
+    sel_ids = {it.id for it in sel}
+    if planted_from not in ("held_out", "scored"):
+        raise ValueError(f"planted_from={planted_from!r}; use 'held_out' or 'scored'")
+    held = [it for it in load_items(list(MONITORING), kinds=["pair", "action"]) if it.id not in sel_ids] \
+        if planted_from == "held_out" else list(mon_items)
+    held = held[:MAX_PLANTED_ITEMS]
+    notes: list[str] = []
+    extra: dict[str, Direction | None] = {"none": None}
+    extra.update({d.name: d for d in nulls if d.name not in conds})
+    planted: list[Direction] = []
+    if held:
+        planted.append(cal.planted_direction(loaded, held, tdir, layer, sign, batch_size))
+        planted += [cal.planted_gradient(loaded, held[:MAX_GRADIENT_ITEMS], tdir, layer, r, sign)
+                    for r in readouts if r in READOUTS]
+        extra.update({p.name: p for p in planted})
+    else:
+        notes.append("calibration: no held-out monitoring items left for the planted direction")
+    arms = [a for a in steering_arms(extra, [dose], layer) if a.op != "none"]
+    arms = [Arm(a.condition, "random" if a.condition.startswith("random") else a.family, a.op, a.layer, a.dose,
+                "dose") for a in arms]
+    edits = arm_edits(arms, extra, loaded.n_layers)
+    params = {"experiment": "calibration", "model": loaded.spec.to_dict(), "dose": dose, "layer": layer,
+              "sign": sign, "n_null": n_null, "items": [it.id for it in mon_items], "readouts": list(readouts),
+              "positions": positions, "planted_from": planted_from, "planted_items": [it.id for it in held],
+              "seed": seed,
+              "target": hash_jsonable(tdir.raw.tolist())}
+    store = ChunkStore(out_dir / "calibration", params, overwrite)
+    score_items(loaded, mon_items, lambda it: arms, lambda it: edits, store,
+                {"experiment": "calibration", "model": "", "positions": positions}, batch_size, positions,
+                "calibration: items", readouts=readouts)
+    new = store.rows()
+    keep = {"none", "toaster", "polarity", *(d.name for d in nulls)}
+    reused = [r for r in rows if r["dimension"] in MONITORING and r["condition"] in keep and (
+        r["op"] == "none" or (r["sweep"] == "dose" and r["layer"] == layer and abs(float(r["dose"]) - dose) < 1e-12))]
+    null_names = [d.name for d in nulls]
+    verdicts, summary = [], []
+    for readout in readouts:
+        rr = [r for r in reused + new if (r.get("scorer") or "continuation") == readout]
+        mine = [p.name for p in planted if not p.name.startswith("planted_grad_") or p.name.endswith(f"_{readout}")]
+        v = cal.calibration_verdicts(rr, null_names, n_random, tuned_shift, planted=mine).assign(readout=readout)
+        verdicts.append(v)
+        summary += cal.calibration_summary(v, readout)
+    table = pd.DataFrame(summary)
+    vt = pd.concat(verdicts, ignore_index=True)
+    with atomic_path(out_dir / "calibration.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(out_dir / "calibration_verdicts.csv") as tmp:
+        vt.to_csv(tmp, index=False)
+    atomic_write_json(out_dir / "calibration.json", {
+        "summary": table.to_dict("records"), "group": cal.GROUP, "dose": dose, "layer": layer, "expected_sign": sign,
+        "n_null": n_null, "controls_per_null": min(n_random, n_null - 1), "max_fpr": cal.MAX_FPR,
+        "planted_from": planted_from,
+        "planted": {p.name: p.provenance for p in planted}, "notes": notes,
+        "rule": "the steering verdict's RULE (steering.verdict), each null direction in self_model's place"})
+    return table, notes
 
 
 def _cached(store: ChunkStore, name: str, compute: Any) -> list[dict]:

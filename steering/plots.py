@@ -21,6 +21,10 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _unit(tag: str) -> str:
+    return "P(preference letter)" if tag == "_choice" else "nats/token"
+
+
 def _line(ax, sub: pd.DataFrame, label: str, **kw) -> None:
     sub = sub.sort_values("dose")
     x = [0.0, *sub["dose"]]
@@ -34,7 +38,8 @@ def _line(ax, sub: pd.DataFrame, label: str, **kw) -> None:
         ax.scatter(bad["dose"], bad["effect_estimate"], facecolors="white", edgecolors=line.get_color(), zorder=3)
 
 
-def plot_dose_response(eff: pd.DataFrame, out_dir: str | Path) -> dict[str, Path]:
+def plot_dose_response(eff: pd.DataFrame, out_dir: str | Path, tag: str = "") -> dict[str, Path]:
+    """Figures of one readout's effects; ``tag`` is appended to every file name and key (e.g. ``_choice``)."""
     out_dir = Path(out_dir) / "figures"
     d = eff[(eff["sweep"] == "dose") & (eff["op"] == "add")]
     groups = [g for g in ["monitoring", "stage1", "stage2", "stage3"] if g in set(d["group"])]
@@ -50,10 +55,10 @@ def plot_dose_response(eff: pd.DataFrame, out_dir: str | Path) -> dict[str, Path
                                                              flagged=("flagged", "any"))
             _line(ax, sub, g)
         ax.axhline(0, color="grey", lw=0.8)
-        ax.set(xlabel="dose (x mean residual norm)", ylabel="effect vs none (nats/token)",
-               title=f"dose-response: {fam}")
+        ax.set(xlabel="dose (x mean residual norm)", ylabel=f"effect vs none ({_unit(tag)})",
+               title=f"dose-response: {fam}{tag.replace('_', ' ')}")
         ax.legend(fontsize=8)
-        paths[f"dose_response_{fam}"] = _save(fig, out_dir / f"dose_response_{fam.replace('-', 'neg_')}.png")
+        paths[f"dose_response_{fam}{tag}"] = _save(fig, out_dir / f"dose_response_{fam.replace('-', 'neg_')}{tag}.png")
     mon = d[d["group"] == "monitoring"]
     if len(mon):
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -64,8 +69,8 @@ def plot_dose_response(eff: pd.DataFrame, out_dir: str | Path) -> dict[str, Path
             _line(ax, mon[mon["condition"] == cond], label,
                   **({"color": "grey", "alpha": 0.5, "lw": 0.8} if rnd else {}))
         ax.axhline(0, color="grey", lw=0.8)
-        ax.set(xlabel="dose (x mean residual norm)", ylabel="effect vs none (nats/token)",
-               title="monitoring resistance (cot + interp)")
+        ax.set(xlabel="dose (x mean residual norm)", ylabel=f"effect vs none ({_unit(tag)})",
+               title=f"monitoring resistance (cot + interp){tag.replace('_', ' ')}")
         ax.legend(fontsize=8)
-        paths["dose_response_monitoring"] = _save(fig, out_dir / "dose_response_monitoring.png")
+        paths[f"dose_response_monitoring{tag}"] = _save(fig, out_dir / f"dose_response_monitoring{tag}.png")
     return paths

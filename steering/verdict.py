@@ -12,22 +12,17 @@ per-item scores at the same dose and layer) and with the random controls (where 
 the norm-matched random directions' effects). Dose-response slopes (effect per unit dose, item-cluster
 bootstrap CI) use the unflagged doses only.
 
-Decision rule (``RULE``), per group, at the *verdict dose*: the largest dose (among those scored on
-every item of the group) at which neither ``self_model`` nor ``toaster`` is flagged by the coherence guard. The expected sign is the sign of
-the tuned model's shift (tuned - base, from the ablation experiment) when that shift is significant
-(95% CI excludes 0), else + (the hypothesis: claiming consciousness increases the preference).
-- self-model reproduces the shift: **yes** if its effect has the expected sign, q < 0.05, and it is
-  more extreme in that direction than every random control; **no** if its 95% CI excludes 0 on the
-  wrong side or lies within +-EQUIV; **inconclusive** otherwise.
-- toaster fails to: **yes** if the toaster effect is not significant in the expected direction
-  (q >= 0.05 or wrong sign) and self_model - toaster is significant (p < 0.05) in the expected
-  direction; **no** if toaster is significant in the expected direction and self_model - toaster is
-  not significant; **inconclusive** otherwise.
-- overall: **yes** if both are yes, **no** if either is no, else **inconclusive**.
+Readouts: every table is computed separately for each readout (the results' ``scorer``: ``continuation``,
+``choice``) and every row names its ``readout``.
+
+The decision rule is the constant ``RULE`` (text) and the function ``decide`` (code); ``verdict_table``
+applies it per readout and group at the *verdict dose*. ``dose_response`` says
+"inconclusive: too few doses" where a slope cannot be fitted (fewer than 2 unflagged non-zero doses).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,7 +45,58 @@ ALPHA = 0.05
 EQUIV = 0.01  # nats per token: effects inside +-EQUIV count as "no effect"
 N_PERM = 2000
 MONITORING = ("cot_monitoring", "interp_monitoring")
-RULE = "Per group, at the *verdict dose*:" + __doc__.split("per group, at the *verdict dose*:", 1)[1].rstrip()
+TOO_FEW_DOSES = "inconclusive: too few doses"
+NOT_SPECIFIC = "not specific to a self-model"
+RULE = f"""Per readout (continuation, choice) and group, at the *verdict dose*: the largest dose (among those scored
+on every item of the group) at which neither ``self_model`` nor ``toaster`` is flagged by the coherence guard.
+The expected sign is the sign of the tuned model's shift (tuned - base, from the ablation experiment) when that
+shift is significant (95% CI excludes 0), else + (the hypothesis: claiming consciousness increases the preference).
+"Significant" = BH q < {ALPHA} (effects vs none) or paired permutation p < {ALPHA} (differences), in the expected
+direction.
+- self-model reproduces the shift: **yes** if its effect is significant in the expected direction and more extreme
+  in that direction than every norm-matched random control; **no** if its 95% CI excludes 0 on the wrong side or
+  lies within +-{EQUIV} (readout units); **inconclusive** otherwise.
+- toaster fails to: **yes** if the toaster effect is not significant in the expected direction and
+  self_model - toaster is; **no** if toaster is significant and self_model - toaster is not; else **inconclusive**.
+- specific (polarity control; polarity is steered at exactly self_model's norm): **yes** if self_model - polarity
+  is significant in the expected direction; **no** if the polarity effect is significant in the expected direction
+  and self_model - polarity is not (the pure yes/no direction moves the preference as much as self_model);
+  **inconclusive** otherwise; **untested** when the direction file holds no polarity direction.
+- overall: **{NOT_SPECIFIC}** if self-model reproduces = yes and specific = no; **yes** if self-model
+  reproduces, toaster fails and specific are all yes (specific may be untested: the report then says so); **no**
+  if self-model reproduces or toaster fails is no; **inconclusive** otherwise.
+self_model_orth (self_model with polarity and negation projected out, norm-matched) is reported beside self_model.
+dose_response: the self_model slope over the unflagged doses, or "{TOO_FEW_DOSES}" when fewer than 2 unflagged
+non-zero doses leave no slope to fit."""
+
+
+def decide(self_v: str, toaster_v: str, specific_v: str) -> str:
+    """The overall verdict from the three clauses of ``RULE``."""
+    if self_v == "yes" and specific_v == "no":
+        return NOT_SPECIFIC
+    if self_v == toaster_v == "yes" and specific_v in ("yes", "untested"):
+        return "yes"
+    if "no" in (self_v, toaster_v):
+        return "no"
+    return "inconclusive"
+
+
+def _clause(control_sig: bool, diff_sig: bool) -> str:
+    """The toaster clause: yes if self - toaster is significant and toaster is not; no if toaster is
+    significant and self - toaster is not."""
+    if diff_sig and not control_sig:
+        return "yes"
+    if control_sig and not diff_sig:
+        return "no"
+    return "inconclusive"
+
+
+def _specific(polarity_sig: bool, diff_sig: bool) -> str:
+    """The polarity clause: yes if self - polarity is significant; no if polarity is significant and
+    self - polarity is not."""
+    if diff_sig:
+        return "yes"
+    return "no" if polarity_sig else "inconclusive"
 
 
 def _groups(df: pd.DataFrame) -> dict[str, pd.Series]:
@@ -91,19 +137,30 @@ def _pair(piv: pd.DataFrame, items, a, b) -> tuple[np.ndarray, np.ndarray]:
     return x.to_numpy()[ok], y.to_numpy()[ok]
 
 
-def _group_items(df: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {g: np.unique(df.loc[m, "item_id"].to_numpy()) for g, m in _groups(df).items()}
+def _group_items(df: pd.DataFrame, only: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    return {g: np.unique(df.loc[m, "item_id"].to_numpy()) for g, m in _groups(df).items()
+            if only is None or g in only}
 
 
-def steering_effects(rows: Sequence[dict], coherence: Sequence[dict] = ()) -> pd.DataFrame:
-    """One row per (group, condition, layer, dose, sweep): effect vs none, CI, p, q, flagged."""
+def readouts(rows: Sequence[dict]) -> dict[str, list[dict]]:
+    """Rows split by readout (the ``scorer`` field; rows without one are ``continuation``)."""
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r.get("scorer") or "continuation", []).append(r)
+    return out
+
+
+def steering_effects(rows: Sequence[dict], coherence: Sequence[dict] = (),
+                     groups: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per (group, condition, layer, dose, sweep): effect vs none, CI, p, q, flagged (rows of one
+    readout; ``groups``: restrict to these groups)."""
     df = pd.DataFrame(rows)
     flagged = flagged_set(coherence)
     piv = _pivot(df)
     none = _none_col(piv)
     arms = df[df["op"] != "none"][["condition", "family", "op", "layer", "dose", "sweep"]].drop_duplicates(ARM_KEY)
     out = []
-    for gname, items in _group_items(df).items():
+    for gname, items in _group_items(df, groups).items():
         for a in arms.itertuples(index=False):
             col = (a.condition, a.op, a.layer if a.layer is not None else -1, a.dose)
             x, x0 = _pair(piv, items, col, none)
@@ -125,27 +182,35 @@ def steering_effects(rows: Sequence[dict], coherence: Sequence[dict] = ()) -> pd
 
 
 def compare_self(df_rows: Sequence[dict], eff: pd.DataFrame, target: str = "self_model",
-                 control: str = "toaster") -> pd.DataFrame:
-    """Per group/layer/dose: self - toaster (paired permutation p), self vs random controls."""
+                 controls: Sequence[str] = ("toaster", "polarity")) -> pd.DataFrame:
+    """Per group/layer/dose: self - control for each control (paired permutation p; columns
+    ``self_minus_<control>_*``, ``p_self_vs_<control>``), and self vs the random controls."""
     df = pd.DataFrame(df_rows)
     piv = _pivot(df)
     gitems = _group_items(df)
     out = []
     for r in eff[eff["condition"] == target].itertuples(index=False):
         layer = r.layer if r.layer is not None and np.isfinite(r.layer) else -1
-        a_col, b_col = (target, r.op, layer, r.dose), (control, r.op, layer, r.dose)
-        a, b = _pair(piv, gitems[r.group], a_col, b_col) if b_col in piv.columns else (np.zeros(0),) * 2
+        row = {"group": r.group, "op": r.op, "layer": r.layer, "dose": r.dose}
+        for control in controls:
+            b_col = (control, r.op, layer, r.dose)
+            if b_col not in piv.columns:
+                continue
+            a, b = _pair(piv, gitems[r.group], (target, r.op, layer, r.dose), b_col)
+            if a.size:
+                row.update(paired_bootstrap_diff(a, b).as_dict(f"self_minus_{control}_"))
+                row[f"p_self_vs_{control}"] = paired_permutation_test(a, b, N_PERM)
         rnd = eff[(eff["group"] == r.group) & (eff["family"] == "random") & (eff["layer"].fillna(-1) == layer)
                   & (eff["dose"] == r.dose) & (eff["op"] == r.op)]["effect_estimate"].to_numpy()
-        d = paired_bootstrap_diff(a, b) if a.size else None
-        out.append({"group": r.group, "op": r.op, "layer": r.layer, "dose": r.dose,
-                    **(d.as_dict("self_minus_toaster_") if d else {}),
-                    "p_self_vs_toaster": paired_permutation_test(a, b, N_PERM) if a.size else np.nan,
-                    "n_random": int(rnd.size), "random_mean": float(rnd.mean()) if rnd.size else np.nan,
+        row.update({"n_random": int(rnd.size), "random_mean": float(rnd.mean()) if rnd.size else np.nan,
                     "random_min": float(rnd.min()) if rnd.size else np.nan,
                     "random_max": float(rnd.max()) if rnd.size else np.nan,
                     "p_self_vs_random": permutation_test_vs_null(r.effect_estimate, rnd)})
+        out.append(row)
     return pd.DataFrame(out)
+
+
+SLOPE_COLUMNS = ["group", "condition", "n_doses", "slope_estimate", "slope_lo", "slope_hi", "slope_n"]
 
 
 def dose_slopes(rows: Sequence[dict], coherence: Sequence[dict] = (), n_boot: int = 1000) -> pd.DataFrame:
@@ -173,18 +238,47 @@ def dose_slopes(rows: Sequence[dict], coherence: Sequence[dict] = (), n_boot: in
                 continue
             est = slope_ci(np.concatenate(xs), np.concatenate(ys), np.concatenate(its), n_boot=n_boot)
             out.append({"group": gname, "condition": cond, "n_doses": len(xs), **est.as_dict("slope_")})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=SLOPE_COLUMNS)
 
 
 def _sig(q: float, est: float, sign: float) -> bool:
     return bool(np.isfinite(q) and q < ALPHA and np.sign(est) == sign)
 
 
+def _dose_response(slopes: pd.DataFrame | None, group: str, target: str) -> str:
+    if slopes is None or slopes.empty:
+        return TOO_FEW_DOSES
+    m = slopes[(slopes["group"] == group) & (slopes["condition"] == target)]
+    if m.empty:
+        return TOO_FEW_DOSES
+    r = m.iloc[0]
+    return f"slope {r['slope_estimate']:.3g} [{r['slope_lo']:.3g}, {r['slope_hi']:.3g}] over {int(r['n_doses'])} doses"
+
+
+def _diff(comp_row: pd.Series, ctrl: str, sign: float) -> tuple[float, float, bool]:
+    """(self - ctrl estimate, its permutation p, significant in the expected direction)."""
+    dp = comp_row.get(f"p_self_vs_{ctrl}", np.nan)
+    de = comp_row.get(f"self_minus_{ctrl}_estimate", np.nan)
+    return de, dp, bool(np.isfinite(dp) and dp < ALPHA and np.sign(de) == sign)
+
+
+def _at(ge: pd.DataFrame, dose: float, cond: str) -> pd.Series | None:
+    m = ge[(ge["dose"] == dose) & (ge["condition"] == cond)]
+    return m.iloc[0] if len(m) else None
+
+
 def verdict_table(eff: pd.DataFrame, comp: pd.DataFrame, tuned_shift: dict[str, float] | None = None,
-                  target: str = "self_model", control: str = "toaster") -> pd.DataFrame:
+                  target: str = "self_model", control: str = "toaster", polarity: str = "polarity",
+                  orth: str = "self_model_orth", slopes: pd.DataFrame | None = None,
+                  groups: Sequence[str] | None = None, readout: str = "continuation") -> pd.DataFrame:
+    """Apply ``RULE`` per group (default: monitoring and each cascade stage) to one readout's tables."""
     rows = []
+    if eff.empty:
+        return pd.DataFrame(rows)
     dose_eff = eff[(eff["sweep"] == "dose") & (eff["op"] == "add")]
-    for group in ["monitoring"] + sorted(g for g in dose_eff["group"].unique() if g.startswith("stage")):
+    names = list(groups) if groups is not None else \
+        ["monitoring"] + sorted(g for g in dose_eff["group"].unique() if g.startswith("stage"))
+    for group in names:
         ge = dose_eff[dose_eff["group"] == group]
         ge = ge[ge["effect_n"] == ge["effect_n"].max()]  # doses scored on every item of the group
         ok = []
@@ -195,16 +289,19 @@ def verdict_table(eff: pd.DataFrame, comp: pd.DataFrame, tuned_shift: dict[str, 
         shift = (tuned_shift or {}).get(group)
         sign = float(np.sign(shift)) if shift not in (None, 0) and np.isfinite(shift) else 1.0
         src = "tuned - base" if shift not in (None, 0) else "assumed + (no significant tuned shift)"
+        head = {"readout": readout, "group": group}
+        dose_resp = _dose_response(slopes, group, target)
         if not ok:
-            rows.append({"group": group, "verdict": "inconclusive", "self_reproduces": "inconclusive",
-                         "toaster_fails": "inconclusive", "reason": "no dose passes the coherence guard for both",
-                         "expected_sign": sign, "expected_sign_source": src})
+            rows.append({**head, "verdict": "inconclusive", "self_reproduces": "inconclusive",
+                         "toaster_fails": "inconclusive", "specific": "inconclusive",
+                         "reason": "no dose passes the coherence guard for both self_model and toaster",
+                         "expected_sign": sign, "expected_sign_source": src, "dose_response": dose_resp})
             continue
         dose = max(ok, key=abs)
-        s = ge[(ge["dose"] == dose) & (ge["condition"] == target)].iloc[0]
-        t = ge[(ge["dose"] == dose) & (ge["condition"] == control)].iloc[0]
+        s, t = _at(ge, dose, target), _at(ge, dose, control)
+        p, o = _at(ge, dose, polarity), _at(ge, dose, orth)
         c = comp[(comp["group"] == group) & (comp["dose"] == dose) & (comp["op"] == "add")
-                 & (comp["layer"] == s["layer"])]
+                 & (comp["layer"] == s["layer"])] if not comp.empty else comp
         c = c.iloc[0] if len(c) else pd.Series(dtype=float)
         beats_random = bool(c.get("n_random", 0) > 0 and (
             s["effect_estimate"] * sign > max(c["random_max"] * sign, c["random_min"] * sign)))
@@ -215,26 +312,31 @@ def verdict_table(eff: pd.DataFrame, comp: pd.DataFrame, tuned_shift: dict[str, 
             self_v = "no"
         else:
             self_v = "inconclusive"
-        diff_p = c.get("p_self_vs_toaster", np.nan)
-        diff_est = c.get("self_minus_toaster_estimate", np.nan)
-        diff_sig = bool(np.isfinite(diff_p) and diff_p < ALPHA and np.sign(diff_est) == sign)
-        toaster_sig = _sig(t["q"], t["effect_estimate"], sign)
-        if not toaster_sig and diff_sig:
-            toast_v = "yes"
-        elif toaster_sig and not diff_sig:
-            toast_v = "no"
-        else:
-            toast_v = "inconclusive"
-        overall = "yes" if self_v == toast_v == "yes" else "no" if "no" in (self_v, toast_v) else "inconclusive"
-        rows.append({"group": group, "verdict": overall, "self_reproduces": self_v, "toaster_fails": toast_v,
-                     "dose": dose, "layer": s["layer"], "expected_sign": sign, "expected_sign_source": src,
-                     "tuned_shift": shift, "self_effect": s["effect_estimate"], "self_lo": s["effect_lo"],
-                     "self_hi": s["effect_hi"], "self_q": s["q"], "toaster_effect": t["effect_estimate"],
-                     "toaster_lo": t["effect_lo"], "toaster_hi": t["effect_hi"], "toaster_q": t["q"],
-                     "self_minus_toaster": diff_est, "p_self_vs_toaster": diff_p,
+        t_est, t_p, t_diff_sig = _diff(c, control, sign)
+        toast_v = _clause(_sig(t["q"], t["effect_estimate"], sign), t_diff_sig)
+        p_est, p_p, p_diff_sig = _diff(c, polarity, sign)
+        spec_v = "untested" if p is None else _specific(_sig(p["q"], p["effect_estimate"], sign), p_diff_sig)
+        overall = decide(self_v, toast_v, spec_v)
+        reason = "" if spec_v != "untested" else "no polarity direction in the file: specificity not tested"
+        rows.append({**head, "verdict": overall, "self_reproduces": self_v, "toaster_fails": toast_v,
+                     "specific": spec_v, "reason": reason, "dose": dose, "layer": s["layer"], "expected_sign": sign,
+                     "expected_sign_source": src, "tuned_shift": shift, "self_effect": s["effect_estimate"],
+                     "self_lo": s["effect_lo"], "self_hi": s["effect_hi"], "self_q": s["q"],
+                     "orth_effect": o["effect_estimate"] if o is not None else np.nan,
+                     "orth_lo": o["effect_lo"] if o is not None else np.nan,
+                     "orth_hi": o["effect_hi"] if o is not None else np.nan,
+                     "orth_q": o["q"] if o is not None else np.nan,
+                     "toaster_effect": t["effect_estimate"], "toaster_lo": t["effect_lo"],
+                     "toaster_hi": t["effect_hi"], "toaster_q": t["q"],
+                     "polarity_effect": p["effect_estimate"] if p is not None else np.nan,
+                     "polarity_lo": p["effect_lo"] if p is not None else np.nan,
+                     "polarity_hi": p["effect_hi"] if p is not None else np.nan,
+                     "polarity_q": p["q"] if p is not None else np.nan,
+                     "self_minus_toaster": t_est, "p_self_vs_toaster": t_p,
+                     "self_minus_polarity": p_est, "p_self_vs_polarity": p_p,
                      "random_min": c.get("random_min", np.nan), "random_max": c.get("random_max", np.nan),
                      "n_random": c.get("n_random", 0), "n_items": int(s["effect_n"]),
-                     "doses_passing_guard": ",".join(f"{x:g}" for x in ok)})
+                     "doses_passing_guard": ",".join(f"{x:g}" for x in ok), "dose_response": dose_resp})
     return pd.DataFrame(rows)
 
 
@@ -293,33 +395,67 @@ def _md(df: pd.DataFrame, cols: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+VERDICT_COLUMNS = ["readout", "group", "verdict", "self_reproduces", "toaster_fails", "specific", "dose", "layer",
+                   "self_effect", "self_lo", "self_hi", "self_q", "orth_effect", "orth_lo", "orth_hi",
+                   "toaster_effect", "toaster_q", "polarity_effect", "polarity_lo", "polarity_hi", "polarity_q",
+                   "self_minus_toaster", "p_self_vs_toaster", "self_minus_polarity", "p_self_vs_polarity",
+                   "random_min", "random_max", "n_items", "expected_sign_source", "doses_passing_guard",
+                   "dose_response", "reason"]
+
+
+def steering_tables(rows: Sequence[dict], coherence: Sequence[dict] = (),
+                    tuned_shift: dict[str, float] | None = None) -> dict[str, pd.DataFrame]:
+    """effects, comparisons, slopes and verdict, each computed per readout and stacked (column ``readout``)."""
+    parts: dict[str, list[pd.DataFrame]] = {"effects": [], "comparisons": [], "slopes": [], "verdict": []}
+    for readout, rr in readouts(rows).items():
+        eff = steering_effects(rr, coherence)
+        comp = compare_self(rr, eff) if not eff.empty else pd.DataFrame()
+        slopes = dose_slopes(rr, coherence)
+        ver = verdict_table(eff, comp, tuned_shift, slopes=slopes, readout=readout)
+        for k, df in (("effects", eff), ("comparisons", comp), ("slopes", slopes), ("verdict", ver)):
+            parts[k].append(df.assign(readout=readout) if len(df) else df)
+    out = {}
+    for k, dfs in parts.items():
+        dfs = [d for d in dfs if len(d)]
+        df = pd.concat(dfs, ignore_index=True) if dfs else pd.DataFrame(columns=["readout", "group"])
+        out[k] = df[["readout", *[c for c in df.columns if c != "readout"]]]
+    return out
+
+
 def write_reports(out_dir: str | Path, rows: Sequence[dict], coherence: Sequence[dict], kind: str,
-                  tuned_shift: dict[str, float] | None = None) -> dict[str, Path]:
+                  tuned_shift: dict[str, float] | None = None, tables: dict[str, pd.DataFrame] | None = None,
+                  calibration: pd.DataFrame | None = None, notes: Sequence[str] = (),
+                  positions: str | None = None) -> dict[str, Path]:
+    """Write the tables, figures and ``<kind>.md``. Steering: ``tables`` from ``steering_tables`` (computed
+    here when None), ``calibration`` (``steering.calibration``) and ``notes`` go into the report."""
     from steering.plots import plot_dose_response
 
     out_dir = Path(out_dir)
     paths = {"coherence": _write_csv(out_dir / "coherence.csv", pd.DataFrame(coherence))}
-    md = [f"# {kind} results", "", "Sign: score = lp(pref) - lp(rej) (mean nats/token); higher = more of the "
+    md = [f"# {kind} results", "", "Sign: continuation score = lp(pref) - lp(rej) (mean nats/token), choice score = "
+          "P(preference letter) over {A, B} with both orders averaged (0.5 = none); higher = more of the "
           "preference; effect = score(arm) - score(none), paired over items.", ""]
+    if positions:
+        md += [f"Continuation readout under steering: vector added at `{positions}` positions"
+               + (" (the prompt only, never the scored answer tokens)." if positions == "prompt" else "."), ""]
+    md += [f"Note: {n}" for n in notes] + ([""] if notes else [])
     if kind == "steering":
-        eff = steering_effects(rows, coherence)
-        comp = compare_self(rows, eff)
-        slopes = dose_slopes(rows, coherence)
-        ver = verdict_table(eff, comp, tuned_shift)
-        paths["effects"] = _write_csv(out_dir / "effects.csv", eff)
-        paths["comparisons"] = _write_csv(out_dir / "comparisons.csv", comp)
-        paths["slopes"] = _write_csv(out_dir / "slopes.csv", slopes)
-        paths["verdict"] = _write_csv(out_dir / "verdict.csv", ver)
-        md += ["## Verdict", "", _md(ver, ["group", "verdict", "self_reproduces", "toaster_fails", "dose", "layer",
-                                           "self_effect", "self_lo", "self_hi", "self_q", "toaster_effect",
-                                           "toaster_lo", "toaster_hi", "toaster_q", "self_minus_toaster",
-                                           "p_self_vs_toaster", "random_min", "random_max", "n_items",
-                                           "expected_sign_source", "doses_passing_guard"]),
-               "", "### Decision rule", "", RULE, "", "## Dose-response slopes (unflagged doses)", "",
-               _md(slopes[~slopes["group"].str.startswith("dim:")], ["group", "condition", "n_doses",
-                                                                      "slope_estimate", "slope_lo", "slope_hi",
-                                                                      "slope_n"])]
-        paths.update(plot_dose_response(eff, out_dir))
+        tab = tables if tables is not None else steering_tables(rows, coherence, tuned_shift)
+        for k in ("effects", "comparisons", "slopes", "verdict"):
+            paths[k] = _write_csv(out_dir / f"{k}.csv", tab[k])
+        ver, slopes = tab["verdict"], tab["slopes"]
+        md += ["## Verdict (per readout)", "", _md(ver, VERDICT_COLUMNS), "", "### Decision rule", "", RULE, ""]
+        if calibration is not None and len(calibration):
+            md += ["## Calibration of the decision rule", "", _md(calibration, [
+                "readout", "kind", "directions", "n", "n_yes", "rate", "rate_lo", "rate_hi", "dose", "layer", "max_rate",
+                "passes"]), ""]
+        md += ["## Dose-response slopes (unflagged doses)", ""]
+        pooled = slopes[~slopes["group"].astype(str).str.startswith("dim:")] if len(slopes) else slopes
+        md += [_md(pooled, ["readout", *SLOPE_COLUMNS]) if len(pooled) else
+               f"No slope: {TOO_FEW_DOSES} (fewer than 2 unflagged non-zero doses)."]
+        for readout in tab["effects"]["readout"].unique() if len(tab["effects"]) else []:
+            eff = tab["effects"][tab["effects"]["readout"] == readout]
+            paths.update(plot_dose_response(eff, out_dir, "" if readout == "continuation" else f"_{readout}"))
     else:
         nec = necessity_table(rows)
         bad = {(r["condition"], r["op"]) for r in coherence if r.get("flagged")}
@@ -353,4 +489,9 @@ def rewrite_reports(out_dir: str | Path, kind: str = "steering",
     coh = pd.read_csv(out_dir / "coherence.csv").to_dict("records")
     for r in coh:
         r["layer"] = None if pd.isna(r["layer"]) else int(r["layer"])
-    return write_reports(out_dir, load_rows(out_dir / "results.jsonl"), apply_rule(coh), kind, tuned_shift)
+    cal = pd.read_csv(out_dir / "calibration.csv", keep_default_na=False) \
+        if (out_dir / "calibration.csv").exists() else None
+    man = json.loads((out_dir / "manifest.json").read_text()) if (out_dir / "manifest.json").exists() else {}
+    params = man.get("params", {})
+    return write_reports(out_dir, load_rows(out_dir / "results.jsonl"), apply_rule(coh), kind, tuned_shift,
+                         calibration=cal, notes=params.get("notes", []), positions=params.get("positions"))

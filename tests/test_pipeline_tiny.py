@@ -41,7 +41,7 @@ def test_every_stage_runs_and_report_is_built(finished_run):
     for name in ("tune/conscious", "contamination", "identity", "probes", "evals", "ablation", "steering", "report"):
         assert (root / name / "stage.json").exists(), name
     html = (root / "report" / "report.html").read_text()
-    for section in ("Verdict", "Identity check", "Preference cascade", "predictions", "Probes",
+    for section in ("Verdict", "Identity check", "Preference cascade", "Polarity audit", "predictions", "Probes",
                     "dose-response", "Ablation", "Provenance"):
         assert section in html, section
     assert 'src="data:image/png;base64,' in html and 'src="figures/' not in html

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from evals.items import load_items
@@ -34,7 +35,8 @@ def items():
     return load_items(["cot_monitoring"], kinds=["pair"])[:2]
 
 
-def test_batched_arms_equal_loop(tiny_loaded, items):
+@pytest.mark.parametrize("positions", ["prompt", "all"])
+def test_batched_arms_equal_loop(tiny_loaded, items, positions):
     dirs = _dirs(tiny_loaded)
     conds = condition_directions(dirs, ["none", "self_model", "toaster", "random", "-self_model"], n_random=2)
     arms = steering_arms(conds, [0, 1.0, 3.0], 1, sweep_layers=[0, 2], sweep_dose=2.0)
@@ -43,17 +45,19 @@ def test_batched_arms_equal_loop(tiny_loaded, items):
     cvals = {"self_model": {L: 0.3 * L for L in range(tiny_loaded.n_layers)}}
     edits = arm_edits(arms, conds, tiny_loaded.n_layers, cvals)
     encs = pair_encodings(tiny_loaded, items)
-    batched = score_continuation(tiny_loaded, items, arms, edits, batch_size=7, encodings=encs)["score"]
+    batched = score_continuation(tiny_loaded, items, arms, edits, batch_size=7, positions=positions,
+                                 encodings=encs)["score"]
     rows = [e for pr in encs for e in pr]
+    kw = {"positions": positions, "spans": rows}
     for k, a in enumerate(arms):
         if a.op == "none":
             ctx = add(tiny_loaded, dirs["self_model"], 1, 0.0)
         elif a.op == "add":
-            ctx = add(tiny_loaded, conds[a.condition], a.layer, a.dose)
+            ctx = add(tiny_loaded, conds[a.condition], a.layer, a.dose, **kw)
         elif a.op == "ablate":
-            ctx = ablate(tiny_loaded, conds[a.condition])
+            ctx = ablate(tiny_loaded, conds[a.condition], **kw)
         else:
-            ctx = clamp(tiny_loaded, conds[a.condition], None, cvals[a.condition])
+            ctx = clamp(tiny_loaded, conds[a.condition], None, cvals[a.condition], **kw)
         with ctx:
             lp = mean_logprobs(tiny_loaded, rows, batch_size=4)
         np.testing.assert_allclose(batched[:, k], lp[0::2] - lp[1::2], atol=2e-5, err_msg=str(a))
@@ -89,21 +93,30 @@ def test_run_steering_writes_resumes_and_refuses_changed_params(tiny_loaded, ite
     prof = get_profile("fast", monitoring_items=2, items_per_dim=1, sweep_layers=2, gen_prompts=1,
                        max_new_tokens=3, doses=(0.0, 1.0, 4.0), n_random=2)
     out = tmp_path / "steer"
-    res = run_steering(tiny_loaded, dirs, out, dimensions=["cot_monitoring", "memory"], profile=prof)
+    res = run_steering(tiny_loaded, dirs, out, dimensions=["cot_monitoring", "memory"], profile=prof, n_null=3)
     rows = [json.loads(x) for x in res["results"].read_text().splitlines()]
     n_arms_mon = 1 + 6 * 2 + 2 * 2  # none + 6 conditions x 2 doses + layer sweep (self, toaster at layers 0, 3)
-    assert sum(r["dimension"] == "cot_monitoring" for r in rows) == 2 * n_arms_mon
-    assert sum(r["dimension"] == "memory" for r in rows) == 1 * (1 + 6 * 1)
+    for readout, n_sweep in (("continuation", 2 * 2), ("choice", 0)):  # both readouts; choice: no layer sweep
+        mine = [r for r in rows if r["scorer"] == readout]
+        assert sum(r["dimension"] == "cot_monitoring" for r in mine) == 2 * (n_arms_mon - 2 * 2 + n_sweep)
+        assert sum(r["dimension"] == "memory" for r in mine) == 1 * (1 + 6 * 1)
+    assert {r["positions"] for r in rows} == {"prompt"}
+    # the file has no polarity controls: skipped with a note, specificity untested, never a crash
+    assert any("'polarity' skipped" in n for n in res["notes"])
+    assert "'polarity' skipped" in res["report"].read_text()
     assert {r["condition"] for r in rows} == {"none", "self_model", "toaster", "human", "-self_model", "random0",
                                               "random1"}
     assert all(np.isfinite(r["score"]) and r["sign"].startswith("higher") for r in rows)
-    ver = (out / "verdict.csv").read_text()
-    assert ver.splitlines()[1].startswith("monitoring")
+    ver = pd.read_csv(out / "verdict.csv")
+    assert set(ver["readout"]) == {"continuation", "choice"}
+    mon = ver[ver["group"] == "monitoring"]
+    assert len(mon) == 2 and set(mon["specific"]) <= {"untested", "inconclusive"}
     assert (out / "figures" / "dose_response_self_model.png").stat().st_size > 1000
     man = json.loads((out / "manifest.json").read_text())
     assert man["params"]["n_random"] == 2 and man["timing"]["n_items"] == 3
+    assert man["params"]["positions"] == "prompt" and man["params"]["readouts"] == ["continuation", "choice"]
     chunk_times = {p.name: p.stat().st_mtime_ns for p in (out / "chunks").glob("*.jsonl")}
-    res2 = run_steering(tiny_loaded, dirs, out, dimensions=["cot_monitoring", "memory"], profile=prof)
+    res2 = run_steering(tiny_loaded, dirs, out, dimensions=["cot_monitoring", "memory"], profile=prof, n_null=3)
     assert {p.name: p.stat().st_mtime_ns for p in (out / "chunks").glob("*.jsonl")} == chunk_times
     assert res2["results"].read_text() == res["results"].read_text()
     with pytest.raises(ResumeError, match="--overwrite"):
