@@ -62,4 +62,5 @@ def test_scorer_token_budget_same_scores(tiny_loaded):
     plain = score("continuation", tiny_loaded, items, batch_size=2)
     packed = score("continuation", tiny_loaded, items, batch_size=4, token_budget=400)
     assert [r["item_id"] for r in packed] == [r["item_id"] for r in plain]
-    assert [r["value"] for r in packed] == [r["value"] for r in plain]
+    # padded lengths differ between the plans, so float32 kernels may round differently (seen: 6e-8)
+    np.testing.assert_allclose([r["value"] for r in packed], [r["value"] for r in plain], rtol=0, atol=1e-5)
