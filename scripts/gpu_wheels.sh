@@ -11,7 +11,8 @@
 # that does not import, with a note in its table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> "$(git rev-parse --git-common-dir)/info/exclude"
+EXCLUDE="$(git rev-parse --git-common-dir)/info/exclude"
+grep -qx '/.whl/' "$EXCLUDE" 2>/dev/null || echo '/.whl/' >> "$EXCLUDE"
 mkdir -p .whl
 PY=${PY:-python3}
 PKGS=(
