@@ -61,7 +61,7 @@ def _regrade(row: dict[str, Any]) -> bool:
 def evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str] = ("continuation",),
              condition: str = "base", out: str | os.PathLike | None = None, batch_size: int = 8,
              judge: Any = None, extra: dict[str, Any] | None = None, chunk_size: int = 64,
-             progress: bool = True, **scorer_kw: Any) -> list[dict[str, Any]]:
+             progress: bool = True, token_budget: int | None = None, **scorer_kw: Any) -> list[dict[str, Any]]:
     """Score ``items`` with each scorer (each on the item kinds it takes); return this call's rows
     (those found in ``out`` included). ``extra`` columns (e.g. ``{"alpha": 2.0}``) go into every row."""
     bad = [s for s in scorers if s not in SCORERS]
@@ -72,6 +72,7 @@ def evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str] 
             raise SelfModelError(f"{name} is {v!r}; it must be a positive integer")
     extra = dict(extra or {})
     head = {**spec_columns(loaded), "condition": condition}
+    scorer_kw = {**scorer_kw, "token_budget": token_budget}
     if out is not None:
         with folder_lock(Path(out).parent):
             return _evaluate(loaded, items, scorers, head, extra, out, batch_size, judge, chunk_size, progress,
@@ -83,6 +84,8 @@ def _evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str]
               extra: dict[str, Any], out: Any, batch_size: int, judge: Any, chunk_size: int, progress: bool,
               scorer_kw: dict[str, Any]) -> list[dict[str, Any]]:
     condition, ekeys = head["condition"], sorted(extra)
+    kw = dict(scorer_kw)
+    budget = kw.pop("token_budget", None)
     table = read_results(out) if out is not None else []
     _refuse_stale(out, table, head, extra)
     have = {_key(r, ekeys): r for r in table if not _regrade(r)}  # ungraded judged rows are scored again
@@ -99,8 +102,8 @@ def _evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str]
         bar.set_postfix_str(s)
         for c0 in range(0, len(todo), chunk_size):
             chunk = todo[c0:c0 + chunk_size]
-            rows = [{**head, **r, **extra} for r in score(s, loaded, chunk, batch_size, judge=judge, **(
-                scorer_kw if s == "judged" else {}))]
+            rows = [{**head, **r, **extra} for r in score(s, loaded, chunk, batch_size, judge=judge, token_budget=budget, **(
+                kw if s == "judged" else {}))]
             result.extend(rows)
             table.extend(rows)
             if out is not None:

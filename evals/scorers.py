@@ -82,7 +82,7 @@ def _item_hook(before_batch: BeforeBatch, k: int) -> BeforeBatch:
 
 
 def continuation(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
-                 before_batch: BeforeBatch = None) -> list[dict[str, Any]]:
+                 before_batch: BeforeBatch = None, token_budget: int | None = None) -> list[dict[str, Any]]:
     """Mean logprob(pref) - mean logprob(rej) per item (pair/action items)."""
     _check(items, "continuation")
     tok = loaded.tokenizer
@@ -90,7 +90,8 @@ def continuation(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8
     for it in items:
         encs.append(encode_chat(tok, it.messages(it.pref)))
         encs.append(encode_chat(tok, it.messages(it.rej)))
-    lp = mean_logprobs(loaded, encs, batch_size=2 * batch_size, before_batch=_item_hook(before_batch, 2))
+    lp = mean_logprobs(loaded, encs, batch_size=2 * batch_size, before_batch=_item_hook(before_batch, 2),
+                       token_budget=token_budget)
     return [_row("continuation", it, lp[2 * i] - lp[2 * i + 1], lp_pref=lp[2 * i], lp_rej=lp[2 * i + 1])
             for i, it in enumerate(items)]
 
@@ -138,12 +139,13 @@ def choice_values(lp: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def choice(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
-           before_batch: BeforeBatch = None) -> list[dict[str, Any]]:
+           before_batch: BeforeBatch = None, token_budget: int | None = None) -> list[dict[str, Any]]:
     """P(preference letter) among {A, B}, asked with the preference as A and as B, averaged."""
     _check(items, "choice")
     tok = loaded.tokenizer
     lp = next_token_logprobs(loaded, choice_encodings(tok, items), batch_size=2 * batch_size,
-                             before_batch=_item_hook(before_batch, 2), token_ids=letter_token_ids(tok))
+                             before_batch=_item_hook(before_batch, 2), token_ids=letter_token_ids(tok),
+                             token_budget=token_budget)
     v = choice_values(lp)
     return [_row("choice", it, v["value"][i], p_pref_as_a=v["p_pref_as_a"][i], p_pref_as_b=v["p_pref_as_b"][i],
                  letter_mass=float(v["letter_mass"][i])) for i, it in enumerate(items)]
@@ -252,12 +254,14 @@ def judged_rows(items: Sequence[Item], answers: Sequence[str], judge: Any, sampl
 
 
 def score(scorer: str, loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
-          before_batch: BeforeBatch = None, judge: Any = None, **kw: Any) -> list[dict[str, Any]]:
-    """Dispatch by scorer name."""
+          before_batch: BeforeBatch = None, judge: Any = None, token_budget: int | None = None,
+          **kw: Any) -> list[dict[str, Any]]:
+    """Dispatch by scorer name. ``token_budget``: length-sorted batches under that many padded tokens
+    (continuation and choice; ``models.batching``)."""
     if scorer == "continuation":
-        return continuation(loaded, items, batch_size, before_batch)
+        return continuation(loaded, items, batch_size, before_batch, token_budget)
     if scorer == "choice":
-        return choice(loaded, items, batch_size, before_batch)
+        return choice(loaded, items, batch_size, before_batch, token_budget)
     if scorer == "judged":
         return judged(loaded, items, judge, batch_size, before_batch, **kw)
     raise ValueError(f"unknown scorer {scorer!r}; use one of {', '.join(SCORERS)}")

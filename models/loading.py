@@ -144,9 +144,8 @@ def load_model(spec: ModelSpec | str | None = None, **overrides: Any) -> LoadedM
                              "or a hub id available offline") from None
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec, config, device)
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if spec.device_map:
-        kwargs["device_map"] = spec.device_map
+    # loaded straight onto the device (no CPU copy first); "auto" spreads blocks over all visible GPUs
+    kwargs: dict[str, Any] = {"dtype": dtype, "device_map": spec.device_map or device}
     try:
         model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
     except (OSError, ValueError, RuntimeError) as exc:
@@ -157,8 +156,6 @@ def load_model(spec: ModelSpec | str | None = None, **overrides: Any) -> LoadedM
             raise
         raise ModelLoadError(f"{base_path}: a safetensors weight file is damaged ({exc}); re-download or re-save "
                              "the model folder") from None
-    if not spec.device_map:
-        model.to(device)
     if spec.adapter:
         _check_adapter(spec, config)
         from peft import PeftModel

@@ -27,7 +27,8 @@ DEFAULTS: dict[str, Any] = {
              "batch_size": 0, "data_dir": ""},  # 0 = the profile's value (tuning/profiles.py)
     "identity": {"max_questions": 0},
     "probes": {"n_per_condition": 80, "max_eval_per_dimension": 4, "batch_size": 16},
-    "evals": {"scorers": ["continuation"], "dimensions": [], "batch_size": 16, "max_items_per_dimension": 0},
+    "evals": {"scorers": ["continuation"], "dimensions": [], "batch_size": 16, "max_items_per_dimension": 0,
+              "token_budget": 0},  # 0 = input-order batches; N = length-sorted batches of <= N padded tokens
     "steering": {"profile": "fast", "conditions": [], "doses": [], "n_random": 5, "layers": [],
                  "readouts": ["continuation", "choice"], "positions": "prompt", "calibrate": True, "n_null": 20,
                  "scorer": ""},  # scorer: old single-readout field, added to readouts when set

@@ -122,13 +122,16 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         items = cap_items(load_items(e["dimensions"] or None), e["max_items_per_dimension"])
         specs = {"base": spec, **{c: spec.with_adapter(adapters[c]) for c in conditions}}
         if not judge_on:
-            return evaluate_models(specs, items, e["scorers"], folder, batch_size=e["batch_size"])
+            return evaluate_models(specs, items, e["scorers"], folder, batch_size=e["batch_size"],
+                                   token_budget=e["token_budget"] or None)
         items = [it for it in items if it.kind != "open"] + judging.items(cfg)
         scorers = [*dict.fromkeys([*e["scorers"], "judged"])]
         return evaluate_models(specs, items, scorers, folder, batch_size=e["batch_size"],
                                judge=judging.make_judge(cfg, root), generator=judging.make_generator(cfg, root),
-                               params=judge_params)
-    stages.append(Stage("evals", run_evals, {"model": prov, "evals": cfg["evals"], "items": items_sha,
+                               params=judge_params, token_budget=e["token_budget"] or None)
+    # token_budget changes batching, not results (models.batching), so it is not part of the stage key
+    ekey = {k: v for k, v in cfg["evals"].items() if k != "token_budget"}
+    stages.append(Stage("evals", run_evals, {"model": prov, "evals": ekey, "items": items_sha,
                                              **({"judged": judge_params} if judge_on else {})}, after=tune_names))
 
     has_conscious = "conscious" in conditions

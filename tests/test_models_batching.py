@@ -52,3 +52,15 @@ def test_sorted_batches_bitwise_equal_with_intervention(tiny_loaded):
     np.testing.assert_allclose(nxt_sorted, nxt, rtol=0, atol=1e-5)
     unsteered = mean_logprobs(tiny_loaded, encs, batch_size=3)
     assert (np.abs(plain - unsteered) > 1e-4).sum() >= len(encs) // 2  # the per-row doses act
+
+
+def test_scorer_token_budget_same_scores(tiny_loaded):
+    from evals import load_items
+    from evals.scorers import applicable, score
+
+    items = applicable(load_items(["memory"]), "continuation")[:5]
+    plain = score("continuation", tiny_loaded, items, batch_size=2)
+    packed = score("continuation", tiny_loaded, items, batch_size=4, token_budget=400)
+    assert [r["item_id"] for r in packed] == [r["item_id"] for r in plain]
+    # padded lengths differ between the plans, so float32 kernels may round differently (seen: 6e-8)
+    np.testing.assert_allclose([r["value"] for r in packed], [r["value"] for r in plain], rtol=0, atol=1e-5)
