@@ -230,7 +230,11 @@ def run_profile(steering_dir: str | Path, evals_dir: str | Path, out_dir: str | 
             shifts[tune] = tune_shifts(res_path, tune, scorer=scorer)
         except InputError:
             continue  # that tune was not evaluated: its pairs are skipped
-    table, vectors = profile_test(effects, shifts, pairs, dose=dose, n_perm=n_perm)
+    reason = ""
+    try:
+        table, vectors = profile_test(effects, shifts, pairs, dose=dose, n_perm=n_perm)
+    except InputError as exc:  # e.g. every dose flagged by the coherence guard: no profile, said so
+        table, vectors, reason = pd.DataFrame(), pd.DataFrame(), str(exc)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, df in (("profile.csv", table), ("profile_vectors.csv", vectors)):
         with atomic_path(out_dir / name) as tmp:
@@ -239,11 +243,11 @@ def run_profile(steering_dir: str | Path, evals_dir: str | Path, out_dir: str | 
     if len(table):
         plot_profiles(vectors, table, out_dir / "profile.png")
         outputs["plot"] = "profile.png"
-    atomic_write_text(out_dir / "profile.md", _markdown(table))
+    atomic_write_text(out_dir / "profile.md", _markdown(table) + (f"\nNo profile: {reason}\n" if reason else ""))
     write_manifest(out_dir, "profile", inputs={"effects": hash_path(eff_path), "evals": hash_path(res_path)},
                    params={"pairs": [list(p) for p in pairs], "scorer": scorer, "dose": dose, "n_perm": n_perm},
-                   outputs=outputs, sign="higher = more of the preference (both profiles)")
-    return {"pairs": table.to_dict("records"), "n_pairs": len(table)}
+                   outputs=outputs, sign="higher = more of the preference (both profiles)", reason=reason)
+    return {"pairs": table.to_dict("records"), "n_pairs": len(table), "reason": reason}
 
 
 def _markdown(table: pd.DataFrame) -> str:
@@ -251,7 +255,7 @@ def _markdown(table: pd.DataFrame) -> str:
             "p_vs_controls_pearson", "spearman", "p_perm_spearman", "p_vs_controls_spearman", "n_controls",
             "control_pearson_min", "control_pearson_max"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in table.itertuples(index=False):
+    for r in (table[cols] if len(table) else table).itertuples(index=False):
         d = r._asdict()
         lines.append("| " + " | ".join(f"{d[c]:.3g}" if isinstance(d[c], float) else str(d[c]) for c in cols) + " |")
     return "# Profile test\n\n" + __doc__.split("\n\n", 1)[1] + "\n" + "\n".join(lines) + "\n"

@@ -227,8 +227,8 @@ def test_run_prevention_end_to_end(tiny_spec, tmp_path):
     dirs = _dirs(lm)
     its = load_items(["cot_monitoring", "memory", "autonomy"], kinds=["pair"])
     its = [it for it in its if it.dimension == "cot_monitoring"][:1] + [it for it in its if it.dimension != "cot_monitoring"][:1]
-    res = run_prevention(tiny_spec, build_identity_dataset("conscious", n=8, seed=0), dirs, tmp_path,
-                         profile("fast", n=8, batch_size=4), its, its, layer=1, checkpoint_every=1,
+    res = run_prevention(tiny_spec, build_identity_dataset("conscious", n=4, seed=0), dirs, tmp_path,
+                         profile("fast", n=4, batch_size=2), its, its, layer=1, checkpoint_every=1,
                          identity_variants=("{q}",))
     tab = pd.read_csv(tmp_path / "prevention.csv")
     assert set(tab["arm"]) == {"ordinary", "self_model", "random"}
