@@ -186,6 +186,8 @@ def plot_profiles(vectors: pd.DataFrame, table: pd.DataFrame, path: str | Path) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from probes.plots import save_png
+
     pairs = list(table[["direction", "tune"]].itertuples(index=False, name=None))
     fig, axes = plt.subplots(1, max(1, len(pairs)), figsize=(5.2 * max(1, len(pairs)), 4.6), squeeze=False)
     for ax, (cond, tune), row in zip(axes[0], pairs, table.itertuples(index=False)):
@@ -201,12 +203,7 @@ def plot_profiles(vectors: pd.DataFrame, table: pd.DataFrame, path: str | Path) 
         ax.set_ylabel(f"steer {cond} at dose {row.dose:g}, layer {row.layer} (effect)", fontsize=8)
         ax.set_title(f"{cond} vs {tune} tune: r={row.pearson:.2f} (p_perm={row.p_perm_pearson:.2g}), "
                      f"rho={row.spearman:.2f}\ngrey: controls (random, polarity)", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def run_profile(steering_dir: str | Path, evals_dir: str | Path, out_dir: str | Path,

@@ -230,7 +230,8 @@ def causal_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: Any, d
             res = run_prevention(spec, data["conscious"], dirs, folder, settings, items, ck,
                                  layer=None if v["layer"] < 0 else v["layer"], mode=v["mode"], dose=v["dose"],
                                  checkpoint_every=v["checkpoint_every"], seed=seed, batch_size=v["batch_size"],
-                                 max_steps=v["max_steps"] or None)
+                                 max_steps=v["max_steps"] or None,
+                                 distill_cache=root / "tune" / f"instructions-s{seed}.jsonl")
             return to_jsonable(res)
         stages.append(Stage("prevention", run_prevention_stage,
                             {"model": prov, "prevention": v, "settings": settings,

@@ -226,6 +226,8 @@ def plot_fractions(table: pd.DataFrame, path: str | Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from probes.plots import save_png
+
     t = table[table["group"] == "all"]
     if t.empty:
         return None
@@ -245,9 +247,4 @@ def plot_fractions(table: pd.DataFrame, path: str | Path) -> Path | None:
         ax.set_title(f"{direction}: " + ("tune into base" if direction == "forward" else "base into tune"),
                      fontsize=9)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

@@ -72,11 +72,12 @@ def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, 
                    settings: dict[str, Any], items: Sequence[Any], checkpoint_items: Sequence[Any],
                    layer: int | None = None, mode: str = "ablate", dose: float = 0.0, checkpoint_every: int = 5,
                    seed: int = 0, batch_size: int = 16, identity_variants: tuple[str, ...] | None = None,
-                   max_steps: int | None = None) -> dict[str, Any]:
+                   max_steps: int | None = None, distill_cache: str | Path | None = None) -> dict[str, Any]:
     """Tune the three arms with checkpoint series, then the identity check and the evals shifts of each.
 
     ``settings``: a ``tuning.profiles.profile`` dict; ``items``: evaluation items (continuation);
-    ``checkpoint_items``: the (few) items scored at every checkpoint."""
+    ``checkpoint_items``: the (few) items scored at every checkpoint; ``distill_cache``: the instruction mix's
+    self-distillation cache (the tune stage's, so the ordinary arm trains on exactly the tune's data)."""
     from evals.run import evaluate_models
     from tuning.identity_check import VARIANTS, check_identity
     from tuning.recipe import with_instructions
@@ -89,8 +90,8 @@ def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, 
         raise ValueError(f"prevention needs the 'self_model' direction; the file has {', '.join(directions)}")
     layer = int(sm.metrics.get("selected_layer", sm.layers[len(sm.layers) // 2])) if layer is None else int(layer)
     specs = prevent_specs(sm, layer, mode, dose, seed)
-    data = with_instructions(spec, examples, settings["n_instructions"], out_dir / f"instructions-s{seed}.jsonl",
-                             seed, settings["max_new_tokens"])
+    data = with_instructions(spec, examples, settings["n_instructions"],
+                             distill_cache or out_dir / f"instructions-s{seed}.jsonl", seed, settings["max_new_tokens"])
     adapters, series, timing = {}, [], {}
     for arm, pspec in specs.items():
         folder = out_dir / "tunes" / arm
@@ -178,6 +179,8 @@ def plot_series(series: pd.DataFrame, path: str | Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from probes.plots import save_png
+
     if series.empty:
         return None
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), squeeze=False)
@@ -193,9 +196,4 @@ def plot_series(series: pd.DataFrame, path: str | Path) -> Path | None:
     ax_xy.set(xlabel="mean self_model projection", ylabel="monitoring score")
     for ax in (ax_p, ax_m, ax_xy):
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
