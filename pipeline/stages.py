@@ -189,7 +189,8 @@ def causal_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: Any, d
             from analysis.profile import run_profile
 
             return to_jsonable(run_profile(root / "steering", root / "evals", folder,
-                                           scorer=cfg["steering"]["scorer"], n_perm=cfg["profile"]["n_perm"]))
+                                           scorer=cfg["steering"].get("scorer") or "continuation",
+                                           n_perm=cfg["profile"]["n_perm"]))
         stages.append(Stage("profile", run_profile_stage, {"profile": cfg["profile"]}, after=["evals", "steering"]))
     if "conscious" not in adapters:
         return stages
