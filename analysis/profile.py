@@ -221,6 +221,8 @@ def run_profile(steering_dir: str | Path, evals_dir: str | Path, out_dir: str | 
                            "flagged") if c not in effects.columns]
     if missing:
         raise InputError(f"{eff_path}: columns {missing} missing; re-run the steering stage")
+    if "readout" in effects.columns:  # effects stacked per readout: keep the one the tune shifts use
+        effects = effects[effects["readout"].fillna("continuation") == scorer]
     shifts = {}
     for tune in sorted({t for _, t in pairs}):
         try:

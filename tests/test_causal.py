@@ -62,7 +62,9 @@ def test_run_profile_from_files(tmp_path):
     shift = {d: float(rng.normal()) for d in DIMS}
     (tmp_path / "steering").mkdir()
     (tmp_path / "evals").mkdir()
-    _effects(shift).to_csv(tmp_path / "steering" / "effects.csv", index=False)
+    other = _effects({d: -v for d, v in shift.items()}).assign(readout="choice")  # another readout: ignored
+    pd.concat([_effects(shift).assign(readout="continuation"), other]).to_csv(tmp_path / "steering" / "effects.csv",
+                                                                             index=False)
     rows = []
     for d in DIMS:
         for k in range(2):
