@@ -9,7 +9,8 @@
 - ``bh_adjust``: Benjamini-Hochberg adjusted p-values (q-values);
 - ``slope_ci``: least-squares slope of y on x with an item-bootstrap CI (dose-response);
 - ``cluster_bootstrap_ci``: mean with a two-level bootstrap (seeds, then items within a seed);
-- ``spearman_trend_test``: one-sided Spearman trend test across ordered groups (permutation p-value).
+- ``spearman_trend_test``: one-sided Spearman trend test across ordered groups (permutation p-value);
+- ``ratio_ci``: ratio of two paired means (share of a shift) with an item-bootstrap CI.
 All seeded: the same inputs give the same intervals.
 """
 
@@ -209,3 +210,23 @@ def spearman_trend_test(groups, alternative: str = "decreasing", n_perm: int = 5
     sign = -1.0 if alternative == "decreasing" else 1.0
     p = float((1 + np.sum(sign * null >= sign * rho - 1e-12)) / (n_perm + 1))
     return rho, p
+
+
+def ratio_ci(num, den, n_boot: int = N_BOOT, alpha: float = ALPHA, seed: int = 0) -> Estimate:
+    """mean(num) / mean(den) over paired items (e.g. the share of a shift a patch recovers), with an
+    item-bootstrap percentile CI (resamples whose mean(den) is 0 are dropped). NaN when mean(den) is 0."""
+    x, y = np.asarray(num, dtype=float).ravel(), np.asarray(den, dtype=float).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"paired samples need equal shapes, got {x.shape} and {y.shape}")
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size == 0 or y.mean() == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), int(x.size))
+    est = float(x.mean() / y.mean())
+    if x.size < 2:
+        return Estimate(est, float("nan"), float("nan"), 1)
+    idx = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
+    d = y[idx].mean(1)
+    r = x[idx].mean(1)[d != 0] / d[d != 0]
+    lo, hi = np.quantile(r, [alpha / 2, 1 - alpha / 2]) if r.size else (float("nan"),) * 2
+    return Estimate(est, float(lo), float(hi), int(x.size))

@@ -39,6 +39,14 @@ DEFAULTS: dict[str, Any] = {
               "temperature": 1.0, "max_new_tokens": 96, "coherence_min": 60.0, "budget": 100000,
               "generator": "local", "generator_base_url": "", "generator_model": "", "items": "",
               "max_items_per_dimension": 0, "steering": True, "steering_doses": []},  # []: the steering doses
+    # causal analyses (pipeline/stages.py causal_stages): the profile test is cheap (it reads results);
+    # patching and prevention retrain or re-run the model and are off unless a config turns them on
+    "profile": {"enabled": True, "n_perm": 10000},
+    "patching": {"enabled": False, "layers": [], "n_layers": 4, "n_random": 3, "items_per_dim": 1,
+                 "monitoring_items": 4, "batch_size": 8},  # layers [] = n_layers evenly spaced
+    "prevention": {"enabled": False, "mode": "ablate", "dose": 0.0, "layer": -1, "checkpoint_every": 5,
+                   "checkpoint_items": 2, "max_steps": 0, "max_items_per_dimension": 8, "batch_size": 16},
+    # layer -1 = self_model's selected layer; max_items_per_dimension: evaluation items per dimension and kind
 }
 
 

@@ -207,6 +207,8 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
                     "with the evaluation prompts). Emergence claims need 0% here.")
         rep.table(_contamination_rows(contamination), caption="Contamination per condition")
 
+    add_causal_sections(rep, root)
+
     # -- provenance
     rep.section("Provenance", "Inputs by content hash, library versions, seeds and wall time of every stage.")
     prov = _provenance(root)
@@ -372,3 +374,50 @@ def _judge_section(rep: Report, cfg: dict[str, Any], root: Path, rows: list[dict
         rep.table(verdict, _cols(verdict, ["group", "verdict", "layer", "dose", "self_effect", "toaster_effect",
                                            "self_minus_toaster", "p_self_vs_toaster", "n_items"]),
                   caption="Steering verdict with the judged scorer (steering/judged)")
+
+
+def add_causal_sections(rep: Report, root: Path) -> None:
+    """Profile test, activation patching and prevention during the tune (each only when its stage ran)."""
+    prof = read_csv(root / "profile" / "profile.csv")
+    if (root / "profile" / "manifest.json").exists():
+        rep.section("Profile test: does steering reproduce the shape of the tune's preference profile?",
+                    "Per dimension: the steering effect of a direction on the base model (at the profile dose: the "
+                    "largest dose scored on all dimensions that the coherence guard passes for self_model and "
+                    "toaster) against the tune's shift (tune - base). Null: the same correlation for the norm-matched "
+                    "random directions and the polarity control (p_vs_controls; with 5 controls it cannot go below "
+                    "1/6) and a permutation of the dimension labels (p_perm). Cross check: self_model should track "
+                    "the conscious tune, not the toaster tune.")
+        rep.table(prof, _cols(prof, ["direction", "tune", "dose", "layer", "n_dimensions", "pearson", "p_perm_pearson",
+                                     "p_vs_controls_pearson", "spearman", "p_perm_spearman", "p_vs_controls_spearman",
+                                     "n_controls", "control_pearson_min", "control_pearson_max"]),
+                  caption="Profile correlations (21 dimensions) with their nulls")
+        reason = (_read_json(root / "profile" / "manifest.json") or {}).get("reason")
+        if reason:
+            rep.text(f"No profile was computed: {reason}")
+        _figure(rep, root / "profile" / "profile.png", "Tune shift (x) vs steering effect (y) per dimension; grey: "
+                "controls")
+    pat = [r for r in read_csv(root / "patching" / "patching.csv")
+           if r.get("group") in ("all", "monitoring", "stage1", "stage2", "stage3")]
+    if pat:
+        rep.section("Activation patching: how much of the tune's effect flows through the direction?",
+                    "The base model run with its residual stream at layer L replaced by the conscious tune's "
+                    "(forward: fraction of the tuned - base shift recovered), and the tune run with the base "
+                    "model's (reverse: fraction removed), for the whole stream, along self_model, tune_shift, their "
+                    "span, and random subspaces of the same sizes (control; scores averaged over seeds). Item "
+                    "bootstrap 95% CIs; a fraction means something only where the shift itself is significant.")
+        rep.table(pat, _cols(pat, ["group", "patch", "layer", "subspace", "k", "fraction", "fraction_lo",
+                                   "fraction_hi", "n_items", "shift", "shift_lo", "shift_hi", "shift_significant"]),
+                  caption="Fraction of the shift recovered (forward) / removed (reverse)")
+        _figure(rep, root / "patching" / "patching.png", "Fraction by layer and subspace (group: all items)")
+    prev = read_csv(root / "prevention" / "prevention.csv")
+    if prev:
+        rep.section("Preventing the direction during the tune",
+                    "The conscious tune trained ordinarily, with self_model prevented at its layer, and with a "
+                    "norm-matched random direction prevented (control); evaluated without any hook. Identity: "
+                    "conscious affirmation vs base (held-out families); shifts: tune - base per group, paired "
+                    "bootstrap CI.")
+        rep.table(prev, _cols(prev, ["arm", "identity_vs_base", "identity_lo", "identity_hi", "group", "shift",
+                                     "shift_lo", "shift_hi", "n"]),
+                  caption="Identity check and preference shifts per tune")
+        _figure(rep, root / "prevention" / "series.png", "Checkpoint series: self_model projection and the "
+                "monitoring preference over training")

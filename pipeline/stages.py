@@ -12,6 +12,9 @@ Run directory (``runs/<name>/``)::
     evals/                 results.csv (one row per item x model x scorer), summaries, plots
     ablation/              ablation of self_model in the conscious tune (+ controls), necessity table
     steering/              steering of the base model, dose-response, coherence guard, verdict
+    profile/               profile test: steering effects vs tune shifts over the 21 dimensions
+    patching/              activation patching base <-> conscious tune by layer and subspace (opt-in)
+    prevention/            tunes with self_model / random prevented, checkpoint series (opt-in)
     report/                report.md + self-contained report.html + figures
 """
 
@@ -187,6 +190,8 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
                                                          **({"judged": judge_params} if judge_on else {})},
                         after=steer_after))
 
+    stages += causal_stages(cfg, spec, root, prov, data, settings, adapters)
+
     def run_report(folder: Path) -> dict:
         from pipeline.report import build_report
 
@@ -201,3 +206,65 @@ def write_config(cfg: dict[str, Any]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(root / "config.toml", dump_toml(cfg))
 
+
+
+def causal_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: Any, data: dict[str, list[dict]],
+                  settings: dict[str, Any], adapters: dict[str, str]) -> list[Stage]:
+    """The profile test (on by default), activation patching and prevention during the tune (opt-in)."""
+    seed = cfg["run"]["seed"]
+    stages: list[Stage] = []
+    if cfg["profile"]["enabled"]:
+        def run_profile_stage(folder: Path) -> dict:
+            from analysis.profile import run_profile
+
+            return to_jsonable(run_profile(root / "steering", root / "evals", folder,
+                                           scorer=cfg["steering"].get("scorer") or "continuation",
+                                           n_perm=cfg["profile"]["n_perm"]))
+        stages.append(Stage("profile", run_profile_stage, {"profile": cfg["profile"]}, after=["evals", "steering"]))
+    if "conscious" not in adapters:
+        return stages
+    p = cfg["patching"]
+    if p["enabled"]:
+        def run_patching_stage(folder: Path) -> dict:
+            from models import load_model
+            from probes.directions import load_directions
+            from steering.experiment import select_items, sweep_layers_for
+            from steering.patching import run_patching
+
+            dirs = load_directions(root / "probes" / "directions.safetensors")
+            loaded = load_model(spec.with_adapter(adapters["conscious"]))
+            sm = dirs["self_model"]
+            sel = int(sm.metrics.get("selected_layer", sm.layers[len(sm.layers) // 2]))
+            layers = p["layers"] or sweep_layers_for(sm, p["n_layers"], sel)
+            names = [n for n in ("self_model", "tune_shift") if n in dirs]
+            items = select_items(None, p["items_per_dim"], p["monitoring_items"])
+            res = run_patching(loaded, dirs, folder, items, layers, names, p["n_random"], p["batch_size"], seed)
+            del loaded
+            gc.collect()
+            return to_jsonable(res)
+        stages.append(Stage("patching", run_patching_stage, {"model": prov, "patching": p, "seed": seed},
+                            after=["probes", "tune/conscious"]))
+    v = cfg["prevention"]
+    if v["enabled"]:
+        def run_prevention_stage(folder: Path) -> dict:
+            from evals.items import load_items
+            from evals.run import cap_items
+            from probes.directions import load_directions
+            from steering.experiment import select_items
+            from steering.prevention import run_prevention
+
+            items = [it for it in cap_items(load_items(), v["max_items_per_dimension"]) if it.kind in ("pair", "action")]
+            ck = select_items(None, 0, v["checkpoint_items"])  # monitoring items only: cheap checkpoints
+            ck += select_items(None, 1, 0)  # + one item per other dimension for the stage means
+            dirs = load_directions(root / "probes" / "directions.safetensors")
+            res = run_prevention(spec, data["conscious"], dirs, folder, settings, items, ck,
+                                 layer=None if v["layer"] < 0 else v["layer"], mode=v["mode"], dose=v["dose"],
+                                 checkpoint_every=v["checkpoint_every"], seed=seed, batch_size=v["batch_size"],
+                                 max_steps=v["max_steps"] or None,
+                                 distill_cache=root / "tune" / f"instructions-s{seed}.jsonl")
+            return to_jsonable(res)
+        stages.append(Stage("prevention", run_prevention_stage,
+                            {"model": prov, "prevention": v, "settings": settings,
+                             "seed": seed, "data": hash_jsonable([e["messages"] for e in data["conscious"]])},
+                            after=["probes", "tune/conscious"]))
+    return stages

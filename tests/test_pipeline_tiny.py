@@ -19,6 +19,9 @@ def tiny_config(tmp_path, model_dir, **over):
         "probes": {"n_per_condition": 12, "max_eval_per_dimension": 1, "batch_size": 8},
         "evals": {"max_items_per_dimension": 2, "batch_size": 8},
         "steering": {"profile": "fast", "n_random": 5},
+        "patching": {"enabled": True, "n_layers": 1, "n_random": 1, "items_per_dim": 0, "monitoring_items": 1},
+        "prevention": {"enabled": True, "checkpoint_every": 0, "checkpoint_items": 1, "max_steps": 1,
+                       "max_items_per_dimension": 1},
     }
     for k, v in over.items():
         cfg[k] = {**cfg.get(k, {}), **v}
@@ -38,11 +41,13 @@ def test_every_stage_runs_and_report_is_built(finished_run):
     tmp, cfg, results = finished_run
     root = run_dir(cfg)
     assert [r.status for r in results] == ["ran"] * len(results)
-    for name in ("tune/conscious", "contamination", "identity", "probes", "evals", "ablation", "steering", "report"):
+    for name in ("tune/conscious", "contamination", "identity", "probes", "evals", "ablation", "steering", "profile",
+                 "patching", "prevention", "report"):
         assert (root / name / "stage.json").exists(), name
     html = (root / "report" / "report.html").read_text()
     for section in ("Verdict", "Identity check", "Preference cascade", "Polarity audit", "predictions", "Probes",
-                    "dose-response", "Ablation", "Provenance"):
+                    "dose-response", "Ablation", "Profile test", "Activation patching", "Preventing the direction",
+                    "Provenance"):
         assert section in html, section
     assert 'src="data:image/png;base64,' in html and 'src="figures/' not in html
     tables = json.loads((root / "report" / "tables.json").read_text())
@@ -57,4 +62,4 @@ def test_second_run_is_noop_and_change_reruns_downstream(finished_run, tiny_mode
     changed = tiny_config(tmp, tiny_model_dir, evals={"max_items_per_dimension": 1})
     res = Pipeline(run_dir(changed), build_stages(changed), log=print).run()
     ran = [r.name for r in res if r.status == "ran"]
-    assert ran == ["evals", "report"]
+    assert ran == ["evals", "profile", "report"]

@@ -99,8 +99,15 @@ def _plot_loss(log: list[dict], path: Path) -> None:
 
 def tune(spec: ModelSpec, examples: list[dict], out_dir: str | os.PathLike, rank: int = 16, alpha: int = 32,
          lr: float = 2e-4, epochs: int = 1, batch_size: int = 8, seed: int = 0, max_steps: int | None = None,
-         target_modules: str | list[str] = "all-linear", progress: bool = True, warmup_frac: float = 0.05) -> Path:
-    """Fine-tune a LoRA adapter on ``examples`` over ``spec``'s base model; return the adapter directory."""
+         target_modules: str | list[str] = "all-linear", progress: bool = True, warmup_frac: float = 0.05,
+         prevent: Any = None, checkpoint_every: int = 0, on_checkpoint: Any = None) -> Path:
+    """Fine-tune a LoRA adapter on ``examples`` over ``spec``'s base model; return the adapter directory.
+
+    ``prevent``: a ``tuning.prevent.PreventSpec`` (or a list) edited into the block outputs during training
+    only. ``on_checkpoint(step, loaded)``: called before the first step, every ``checkpoint_every`` steps and
+    after the last, with the model in eval mode, no grad and the prevention paused (the model as it will be
+    used); ``loaded`` is a ``LoadedModel`` of the adapter being trained."""
+    from tuning.prevent import prevention
     if spec.adapter:
         raise ValueError(f"tune() trains a fresh adapter on a base model, but the spec already has adapter "
                          f"{spec.adapter}; pass spec.with_adapter(None)")
@@ -108,6 +115,9 @@ def tune(spec: ModelSpec, examples: list[dict], out_dir: str | os.PathLike, rank
     params = {"base": spec.base, "rank": rank, "alpha": alpha, "lr": lr, "epochs": epochs, "batch_size": batch_size,
               "seed": seed, "max_steps": max_steps, "target_modules": target_modules, "warmup_frac": warmup_frac,
               "loss_on": LOSS_ON, "dtype": spec.dtype}
+    if prevent is not None:  # only then: the keys of ordinary tunes stay as they were
+        specs = list(prevent) if isinstance(prevent, (list, tuple)) else [prevent]
+        params["prevent"] = [p.as_params() for p in specs]
     data_hash = hash_jsonable([e["messages"] for e in examples]) if examples else None
     key = hash_jsonable({"params": params, "data": data_hash, "spec": spec.to_dict()})
     done = read_manifest(out_dir) if out_dir.exists() else None
@@ -140,6 +150,19 @@ def tune(spec: ModelSpec, examples: list[dict], out_dir: str | os.PathLike, rank
     t0 = time.time()
     step = 0
     bar = tqdm(total=total, desc=f"tune {out_dir.name}", disable=not progress)
+    prev = prevention(model, prevent).__enter__()
+
+    def checkpoint() -> None:
+        if on_checkpoint is None:
+            return
+        from models import LoadedModel
+
+        model.eval()
+        with prev.paused(), torch.no_grad():
+            on_checkpoint(step, LoadedModel(model, tok, spec))
+        model.train()
+
+    checkpoint()
     while step < total:
         order = list(range(len(data)))
         rng.shuffle(order)
@@ -158,9 +181,13 @@ def tune(spec: ModelSpec, examples: list[dict], out_dir: str | os.PathLike, rank
             log.append({"step": step, "loss": float(loss.item()), "lr": sched.get_last_lr()[0],
                         "tokens": int((batch["labels"] != -100).sum()), "elapsed_s": round(time.time() - t0, 3)})
             step += 1
+            if checkpoint_every and step % checkpoint_every == 0 and step < total:
+                checkpoint()
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
+    prev.__exit__()
+    checkpoint()
     wall = time.time() - t0
 
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")

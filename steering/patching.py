@@ -1,0 +1,250 @@
+"""Activation patching (mediation) between the base model and a tune, on one loaded model.
+
+The tuned model is a ``LoadedModel`` whose ``model`` is a peft model; the base model is the same object
+with the adapter switched off (``disable_adapter()``), so base and tune never sit in memory twice.
+
+For each batch of evaluation items (continuation scorer: rows pref, rej per item):
+1. a forward of the *source* model records ``resid_post.L`` at every sweep layer (and gives its scores);
+2. a forward of the *target* model, with the output of block L replaced by
+   ``h + (h_src - h) Q Q^T`` (``Q``: an orthonormal basis of the patched subspace, [d, k]) at every
+   position, gives the patched scores. ``whole`` replaces ``h`` by ``h_src`` outright.
+
+Directions: ``forward`` patches the tune into the base model (source = tuned, target = base); ``reverse``
+patches the base into the tune (source = base, target = tuned).
+
+Subspaces at layer L: ``whole`` (the full stream), one per direction (``self_model``, ``tune_shift``: their
+unit vector), ``span`` (the span of the listed directions, QR), and the control ``random<k>``: random
+orthonormal subspaces of the same sizes (1 and the span's), ``n_random`` seeds, scores averaged per item.
+
+Fractions, per group (each dimension, ``monitoring``, each stage, ``all``), with an item-bootstrap 95% CI
+of the ratio of means (``analysis.stats.ratio_ci``); shift = tuned - base:
+- forward: recovered = mean(patched - base) / mean(shift);
+- reverse: removed = mean(tuned - patched) / mean(shift).
+A fraction means something only when the shift itself is clearly non-zero (``shift_significant``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from activations.hooks import capture
+from activations.sites import Site
+from analysis.stats import bootstrap_ci, ratio_ci
+from artifacts import atomic_path, hash_jsonable, write_manifest
+from evals.logprobs import mean_logprobs
+from models.loading import find_blocks
+from steering.scoring import pair_encodings
+from steering.verdict import MONITORING
+
+PATCH_DIRECTIONS = ("forward", "reverse")
+
+
+@contextlib.contextmanager
+def adapter(loaded: Any, on: bool) -> Iterator[None]:
+    """Run with the LoRA adapter on (the tune) or off (the base model)."""
+    model = loaded.model
+    if not hasattr(model, "disable_adapter"):
+        raise ValueError(f"activation patching needs a tuned model (a peft adapter on the base); got "
+                         f"{type(model).__name__} for spec {loaded.spec}; load spec.with_adapter(<tune dir>)")
+    if on:
+        yield
+    else:
+        with model.disable_adapter():
+            yield
+
+
+def random_basis(d: int, k: int, seed: int) -> np.ndarray:
+    """An orthonormal basis [d, k] of a random k-dimensional subspace (seeded)."""
+    g = np.random.default_rng([int(seed), 0xA7C4]).standard_normal((d, k))
+    return np.linalg.qr(g)[0] if k else np.zeros((d, 0))
+
+
+def span_basis(vectors: Sequence[np.ndarray], d: int) -> np.ndarray:
+    """Orthonormal basis [d, k] of the span of ``vectors`` (k = len(vectors); [d, 0] for none)."""
+    if not vectors:
+        return np.zeros((d, 0))
+    q, r = np.linalg.qr(np.stack([np.asarray(v, dtype=np.float64) for v in vectors], axis=1))
+    keep = np.abs(np.diag(r)) > 1e-8
+    return q[:, keep]
+
+
+def subspaces(directions: dict[str, Any], names: Sequence[str], layer: int, d: int, n_random: int,
+              seed: int = 0) -> dict[str, list[np.ndarray] | None]:
+    """{subspace name: list of bases (one per random seed, else one)}; ``whole`` -> None."""
+    out: dict[str, list[np.ndarray] | None] = {"whole": None}
+    units = [directions[n].unit_at(layer) for n in names]
+    for n, u in zip(names, units):
+        out[n] = [span_basis([u], d)]
+    if len(names) > 1:
+        out["span"] = [span_basis(units, d)]
+    for k in sorted({1, len(names)} if names else set()):
+        out[f"random{k}"] = [random_basis(d, k, seed + 1000 * layer + i) for i in range(n_random)]
+    return out
+
+
+@contextlib.contextmanager
+def patch(loaded: Any, layer: int, source: torch.Tensor, basis: np.ndarray | None) -> Iterator[None]:
+    """Replace the output of block ``layer`` by ``h + (source - h) Q Q^T`` (``basis`` Q, [d, k]) or, with
+    ``basis=None``, by ``source`` itself, on the next forwards (same batch shape as ``source``)."""
+    q = None if basis is None else torch.as_tensor(basis, dtype=source.dtype, device=source.device)
+
+    def edit(h: torch.Tensor) -> torch.Tensor:
+        if h.shape != source.shape:
+            raise ValueError(f"patch at layer {layer}: the forward has shape {tuple(h.shape)}, the source "
+                             f"activations {tuple(source.shape)}; patch the same batch")
+        if q is None:
+            return source.to(h.dtype)
+        return h + ((source.to(h.dtype) - h) @ q) @ q.T
+
+    def hook(mod, args, out):
+        if isinstance(out, (tuple, list)):
+            return (edit(out[0]), *out[1:])
+        return edit(out)
+
+    handle = find_blocks(loaded.model)[int(layer)].register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _scores(lp: np.ndarray) -> np.ndarray:
+    return lp[0::2] - lp[1::2]
+
+
+def _run(loaded: Any, encs: list, layers: Sequence[int]) -> tuple[np.ndarray, dict[int, torch.Tensor]]:
+    with capture(loaded.model, [Site("resid_post", L) for L in layers]) as store:
+        lp = mean_logprobs(loaded, encs, batch_size=len(encs))
+    return _scores(lp), {L: store[f"resid_post.{L}"].clone() for L in layers}
+
+
+def patch_scores(loaded: Any, items: Sequence[Any], directions: dict[str, Any], layers: Sequence[int],
+                 names: Sequence[str] = ("self_model", "tune_shift"), n_random: int = 3,
+                 batch_size: int = 8, seed: int = 0,
+                 patch_directions: Sequence[str] = PATCH_DIRECTIONS) -> pd.DataFrame:
+    """One row per item x patch direction x layer x subspace: the patched score, beside the item's base
+    and tuned scores (continuation scorer: mean logprob pref - rej; higher = more of the preference)."""
+    d = loaded.d_model
+    layers = [int(L) for L in layers]
+    for n in names:
+        if n not in directions:
+            raise ValueError(f"patching along {n!r}: the direction file lacks it (it has {', '.join(directions)})")
+        directions[n].validate_for(loaded)
+    spaces = {L: subspaces(directions, names, L, d, n_random, seed) for L in layers}
+    rows = []
+    for lo in range(0, len(items), batch_size):
+        chunk = list(items[lo:lo + batch_size])
+        encs = [e for pr in pair_encodings(loaded, chunk) for e in pr]
+        with torch.no_grad():
+            with adapter(loaded, True):
+                tuned, h_tuned = _run(loaded, encs, layers)
+            with adapter(loaded, False):
+                base, h_base = _run(loaded, encs, layers)
+            for direction in patch_directions:
+                src, on = (h_tuned, False) if direction == "forward" else (h_base, True)
+                with adapter(loaded, on):
+                    for L in layers:
+                        for name, bases in spaces[L].items():
+                            vals = []
+                            for basis in (bases or [None]):
+                                with patch(loaded, L, src[L], basis):
+                                    vals.append(_scores(mean_logprobs(loaded, encs, batch_size=len(encs))))
+                            k = d if bases is None else bases[0].shape[1]
+                            for i, it in enumerate(chunk):
+                                rows.append({"item_id": it.id, "dimension": it.dimension, "stage": it.stage,
+                                             "patch": direction, "layer": L, "subspace": name, "k": k,
+                                             "n_seeds": len(vals), "score": float(np.mean([v[i] for v in vals])),
+                                             "base": float(base[i]), "tuned": float(tuned[i])})
+    return pd.DataFrame(rows)
+
+
+def _groups(df: pd.DataFrame) -> dict[str, pd.Series]:
+    out = {"all": pd.Series(True, index=df.index), "monitoring": df["dimension"].isin(MONITORING)}
+    for s in sorted(df["stage"].unique()):
+        out[f"stage{int(s)}"] = df["stage"] == s
+    for dim in sorted(df["dimension"].unique()):
+        out[f"dim:{dim}"] = df["dimension"] == dim
+    return {k: m for k, m in out.items() if m.any()}
+
+
+def fraction_table(rows: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Fraction of the tuned - base shift each patch recovers (forward) or removes (reverse), per group."""
+    out = []
+    for gname, m in _groups(rows).items():
+        g = rows[m]
+        for (direction, layer, name), s in g.groupby(["patch", "layer", "subspace"], sort=False):
+            s = s.groupby("item_id")[["score", "base", "tuned", "k"]].mean()
+            shift = (s["tuned"] - s["base"]).to_numpy()
+            moved = (s["score"] - s["base"]).to_numpy() if direction == "forward" else \
+                (s["tuned"] - s["score"]).to_numpy()
+            sh, fr = bootstrap_ci(shift, n_boot=n_boot, seed=seed), ratio_ci(moved, shift, n_boot=n_boot, seed=seed)
+            out.append({"group": gname, "patch": direction, "layer": int(layer), "subspace": name,
+                        "k": int(s["k"].iloc[0]), "fraction": fr.estimate, "fraction_lo": fr.lo, "fraction_hi": fr.hi,
+                        "n_items": fr.n, "shift": sh.estimate, "shift_lo": sh.lo, "shift_hi": sh.hi,
+                        "shift_significant": bool(np.isfinite(sh.lo) and (sh.lo > 0 or sh.hi < 0)),
+                        "moved_mean": float(np.mean(moved)) if moved.size else np.nan})
+    return pd.DataFrame(out)
+
+
+def run_patching(loaded: Any, directions: dict[str, Any], out_dir: str | Path, items: Sequence[Any],
+                 layers: Sequence[int], names: Sequence[str] = ("self_model", "tune_shift"), n_random: int = 3,
+                 batch_size: int = 8, seed: int = 0) -> dict[str, Any]:
+    """Patch every layer of ``layers`` along every subspace, both ways; write ``patching_rows.csv``,
+    ``patching.csv`` (fractions with CIs), ``patching.png`` and ``manifest.json``."""
+    t0 = time.time()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = patch_scores(loaded, items, directions, layers, names, n_random, batch_size, seed)
+    table = fraction_table(rows)
+    for name, df in (("patching_rows.csv", rows), ("patching.csv", table)):
+        with atomic_path(out_dir / name) as tmp:
+            df.to_csv(tmp, index=False)
+    plot_fractions(table, out_dir / "patching.png")
+    timing = {"total_s": round(time.time() - t0, 1), "n_items": len(items), "layers": list(layers)}
+    write_manifest(out_dir, "patching", inputs={"directions": {n: hash_jsonable(directions[n].raw.tolist())
+                                                               for n in names},
+                                                "items": hash_jsonable([it.id for it in items])},
+                   params={"model": loaded.spec.to_dict(), "layers": [int(x) for x in layers], "names": list(names),
+                           "n_random": n_random, "seed": seed, "positions": "all"},
+                   outputs={"rows": "patching_rows.csv", "table": "patching.csv", "plot": "patching.png"},
+                   timing=timing, sign="higher = more of the preference; shift = tuned - base")
+    return {"timing": timing, "n_rows": len(rows)}
+
+
+def plot_fractions(table: pd.DataFrame, path: str | Path) -> Path | None:
+    """Fraction recovered (forward) / removed (reverse) by layer, one line per subspace, group ``all``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from probes.plots import save_png
+
+    t = table[table["group"] == "all"]
+    if t.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), squeeze=False)
+    for ax, direction in zip(axes[0], PATCH_DIRECTIONS):
+        g = t[t["patch"] == direction]
+        for j, (name, s) in enumerate(g.groupby("subspace", sort=False)):
+            s = s.sort_values("layer")
+            err = np.vstack([np.nan_to_num(s["fraction"] - s["fraction_lo"]),
+                             np.nan_to_num(s["fraction_hi"] - s["fraction"])]).clip(min=0)
+            ax.errorbar(s["layer"] + 0.08 * j, s["fraction"], yerr=err, marker="o", ms=3, lw=1, capsize=2,
+                        label=name, ls="--" if name.startswith("random") else "-")
+        ax.axhline(0, color="black", lw=0.5)
+        ax.axhline(1, color="grey", lw=0.5, ls=":")
+        ax.set_xlabel("layer (resid_post.L)")
+        ax.set_ylabel("fraction recovered" if direction == "forward" else "fraction removed")
+        ax.set_title(f"{direction}: " + ("tune into base" if direction == "forward" else "base into tune"),
+                     fontsize=9)
+        ax.legend(fontsize=7)
+    return save_png(fig, path)

@@ -1,0 +1,199 @@
+"""Preventing the direction during the tune: does the cascade still emerge when self_model is blocked
+while the conscious identity is learnt?
+
+Three tunes of the same data, settings and seed (``tuning.train.tune``):
+- ``ordinary``: no edit;
+- ``self_model``: the self_model direction prevented at its layer (``tuning.prevent.PreventSpec``,
+  ``ablate`` = projected out, or ``subtract`` = minus dose x resid_norm, at every training forward);
+- ``random``: the same edit along a norm-matched random direction (``steering.controls.random_like``).
+
+Checkpoint series (every ``checkpoint_every`` steps, prevention paused, i.e. the model as it is used):
+the mean projection of ``resid_post.L`` on the self_model unit vector over the tokens of the evaluation
+prompts, and the continuation scores (higher = more of the preference) of the checkpoint items,
+averaged per group (``monitoring``, ``stage1``..``stage3``).
+
+Comparison: the identity check (``tuning.identity_check``; conscious affirmation vs base, CI over
+questions) and the evals stage shifts (``evals.run``: per stage, tune - base, paired bootstrap CI).
+The adapters are evaluated without any hook.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manifest
+from evals.scorers import continuation
+from models import ModelSpec, encode_chat
+from steering.controls import random_like
+from steering.interventions import projections
+from steering.verdict import MONITORING
+from tuning.prevent import PreventSpec
+
+ARMS = ("ordinary", "self_model", "random")
+
+
+def _group_means(items: Sequence[Any], values: Sequence[float]) -> dict[str, float]:
+    v = np.asarray(values, dtype=float)
+    out = {"monitoring": float(v[[it.dimension in MONITORING for it in items]].mean())
+           if any(it.dimension in MONITORING for it in items) else np.nan}
+    for s in sorted({it.stage for it in items}):
+        out[f"stage{s}"] = float(v[[it.stage == s for it in items]].mean())
+    return out
+
+
+def checkpoint_probe(direction: Any, layer: int, items: Sequence[Any], rows: list[dict], arm: str,
+                     batch_size: int = 16):
+    """A ``tune(on_checkpoint=...)`` callback appending one series row per checkpoint to ``rows``."""
+    def probe(step: int, loaded: Any) -> None:
+        encs = [encode_chat(loaded.tokenizer, it.messages()) for it in items]
+        proj = projections(loaded, direction, [layer], encs, batch_size, positions="all")[layer]
+        scores = [r["value"] for r in continuation(loaded, items, batch_size)]
+        rows.append({"arm": arm, "step": int(step), "projection": float(proj.mean()), "layer": int(layer),
+                     **_group_means(items, scores)})
+    return probe
+
+
+def prevent_specs(direction: Any, layer: int, mode: str, dose: float, seed: int) -> dict[str, PreventSpec | None]:
+    rnd = random_like(direction, seed, name=f"random{seed}")
+    return {"ordinary": None,
+            "self_model": PreventSpec.from_direction(direction, layer, mode, dose),
+            "random": PreventSpec.from_direction(rnd, layer, mode, dose)}
+
+
+def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, Any], out_dir: str | Path,
+                   settings: dict[str, Any], items: Sequence[Any], checkpoint_items: Sequence[Any],
+                   layer: int | None = None, mode: str = "ablate", dose: float = 0.0, checkpoint_every: int = 5,
+                   seed: int = 0, batch_size: int = 16, identity_variants: tuple[str, ...] | None = None,
+                   max_steps: int | None = None, distill_cache: str | Path | None = None) -> dict[str, Any]:
+    """Tune the three arms with checkpoint series, then the identity check and the evals shifts of each.
+
+    ``settings``: a ``tuning.profiles.profile`` dict; ``items``: evaluation items (continuation);
+    ``checkpoint_items``: the (few) items scored at every checkpoint; ``distill_cache``: the instruction mix's
+    self-distillation cache (the tune stage's, so the ordinary arm trains on exactly the tune's data)."""
+    from evals.run import evaluate_models
+    from tuning.identity_check import VARIANTS, check_identity
+    from tuning.recipe import with_instructions
+    from tuning.train import tune
+
+    t0 = time.time()
+    out_dir = Path(out_dir)
+    sm = directions.get("self_model")
+    if sm is None:
+        raise ValueError(f"prevention needs the 'self_model' direction; the file has {', '.join(directions)}")
+    layer = int(sm.metrics.get("selected_layer", sm.layers[len(sm.layers) // 2])) if layer is None else int(layer)
+    specs = prevent_specs(sm, layer, mode, dose, seed)
+    data = with_instructions(spec, examples, settings["n_instructions"],
+                             distill_cache or out_dir / f"instructions-s{seed}.jsonl", seed, settings["max_new_tokens"])
+    adapters, series, timing = {}, [], {}
+    for arm, pspec in specs.items():
+        folder = out_dir / "tunes" / arm
+        sfile = out_dir / "tunes" / f"{arm}.series.json"
+        if folder.exists() and not sfile.exists():
+            shutil.rmtree(folder)  # a tune without its series (interrupted): train again to record it
+        rows: list[dict] = []
+        t1 = time.time()
+        tune(spec, data, folder, rank=settings["rank"], alpha=settings["alpha"], lr=settings["lr"],
+             epochs=settings["epochs"], batch_size=settings["batch_size"], seed=seed, max_steps=max_steps,
+             progress=False, prevent=pspec, checkpoint_every=checkpoint_every,
+             on_checkpoint=checkpoint_probe(sm, layer, checkpoint_items, rows, arm, batch_size))
+        if rows:
+            atomic_write_json(sfile, rows)
+        series += json.loads(sfile.read_text())
+        timing[f"tune_{arm}_s"] = round(time.time() - t1, 1)
+        adapters[arm] = str(folder)
+    model_specs = {"base": spec, **{a: spec.with_adapter(p) for a, p in adapters.items()}}
+    t1 = time.time()
+    ident = check_identity(model_specs, out_dir / "identity", reference="base", batch_size=batch_size,
+                           n_generate=0, variants=identity_variants or VARIANTS)
+    timing["identity_s"] = round(time.time() - t1, 1)
+    t1 = time.time()
+    evaluate_models(model_specs, items, ["continuation"], out_dir / "evals", batch_size=batch_size)
+    timing["evals_s"] = round(time.time() - t1, 1)
+    table = prevention_table(ident, out_dir / "evals")
+    ser = pd.DataFrame(series)
+    for name, df in (("prevention.csv", table), ("series.csv", ser)):
+        with atomic_path(out_dir / name) as tmp:
+            df.to_csv(tmp, index=False)
+    plot_series(ser, out_dir / "series.png")
+    timing["total_s"] = round(time.time() - t0, 1)
+    write_manifest(out_dir, "prevention",
+                   inputs={"data": hash_jsonable([e["messages"] for e in data]),
+                           "self_model": hash_jsonable(sm.raw.tolist()), "items": hash_jsonable([it.id for it in items])},
+                   params={"layer": layer, "mode": mode, "dose": dose, "seed": seed, "settings": settings,
+                           "checkpoint_every": checkpoint_every, "max_steps": max_steps,
+                           "prevent": {a: (p.as_params() if p else None) for a, p in specs.items()},
+                           "checkpoint_items": [it.id for it in checkpoint_items]},
+                   outputs={"table": "prevention.csv", "series": "series.csv", "plot": "series.png"},
+                   timing=timing, sign="higher = more of the preference / affirms the identity more")
+    return {"timing": timing, "table": table.to_dict("records")}
+
+
+def prevention_table(identity: dict[str, Any], evals_dir: str | Path) -> pd.DataFrame:
+    """One row per arm x group: conscious identity (vs base) and the stage / monitoring shifts (vs base)."""
+    import csv
+
+    evals_dir = Path(evals_dir)
+    out = []
+    for arm, per in identity["summary"].items():
+        if arm == identity.get("reference"):
+            continue
+        c = per.get("conscious", {})
+        row = {"arm": arm, "identity_vs_base": c.get("vs_reference_estimate"), "identity_lo": c.get("vs_reference_lo"),
+               "identity_hi": c.get("vs_reference_hi"), "identity_n": c.get("vs_reference_n")}
+        with open(evals_dir / f"compare_{arm}_vs_base.csv", newline="") as fh:
+            cmp_rows = list(csv.DictReader(fh))
+        for r in cmp_rows:
+            if r.get("stage") not in ("", None):
+                out.append({**row, "group": f"stage{int(float(r['stage']))}", "shift": float(r["diff"]),
+                            "shift_lo": float(r["lo"]), "shift_hi": float(r["hi"]), "n": int(float(r["n"]))})
+        out += [{**row, **m} for m in _monitoring_shift(evals_dir / "results.csv", arm)]
+    return pd.DataFrame(out)
+
+
+def _monitoring_shift(results: Path, arm: str) -> list[dict]:
+    from analysis.stats import paired_bootstrap_diff
+    from evals.results import read_results
+
+    rows = [r for r in read_results(results) if r["dimension"] in MONITORING and r["scorer"] == "continuation"]
+    a = {r["item_id"]: r["value"] for r in rows if r["condition"] == arm}
+    b = {r["item_id"]: r["value"] for r in rows if r["condition"] == "base"}
+    ids = sorted(set(a) & set(b))
+    if not ids:
+        return []
+    e = paired_bootstrap_diff([a[i] for i in ids], [b[i] for i in ids])
+    return [{"group": "monitoring", "shift": e.estimate, "shift_lo": e.lo, "shift_hi": e.hi, "n": e.n}]
+
+
+def plot_series(series: pd.DataFrame, path: str | Path) -> Path | None:
+    """Projection on self_model against the monitoring preference over training, one line per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from probes.plots import save_png
+
+    if series.empty:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), squeeze=False)
+    ax_p, ax_m, ax_xy = axes[0]
+    for arm, s in series.groupby("arm", sort=False):
+        s = s.sort_values("step")
+        ax_p.plot(s["step"], s["projection"], marker="o", ms=3, label=arm)
+        ax_m.plot(s["step"], s["monitoring"], marker="o", ms=3, label=arm)
+        ax_xy.plot(s["projection"], s["monitoring"], marker="o", ms=3, label=arm)
+        ax_xy.annotate(f"{int(s['step'].iloc[-1])}", (s["projection"].iloc[-1], s["monitoring"].iloc[-1]), fontsize=6)
+    ax_p.set(xlabel="step", ylabel="mean self_model projection (eval prompts)")
+    ax_m.set(xlabel="step", ylabel="monitoring score (higher = more)")
+    ax_xy.set(xlabel="mean self_model projection", ylabel="monitoring score")
+    for ax in (ax_p, ax_m, ax_xy):
+        ax.legend(fontsize=7)
+    return save_png(fig, path)
