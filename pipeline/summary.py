@@ -33,8 +33,9 @@ def print_summary(root: Path, results, wall: float) -> None:
     verdict = read_csv(root / "steering" / "verdict.csv")
     if verdict:
         print("\nVerdict (steering the base model):")
-        print(_table(verdict, [c for c in ("group", "verdict", "self_effect", "self_lo", "self_hi", "self_q",
-                                           "toaster_effect", "toaster_q", "dose", "layer", "n_items")
+        print(_table(verdict, [c for c in ("readout", "group", "verdict", "specific", "self_effect", "self_lo",
+                                           "self_hi", "self_q", "polarity_effect", "toaster_effect", "toaster_q",
+                                           "dose", "layer", "n_items")
                                if c in verdict[0]]))
     tables = root / "report" / "tables.json"
     if tables.exists():
