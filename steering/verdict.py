@@ -36,6 +36,7 @@ from analysis.stats import (
     paired_bootstrap_diff,
     paired_permutation_test,
     permutation_test_vs_null,
+    ratio_ci,
     slope_ci,
 )
 from artifacts import atomic_path, atomic_write_text
@@ -356,16 +357,10 @@ def necessity_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> 
             items = b.index.intersection(t.index).intersection(s.index)
             bb, tt, ss = (v.loc[items].to_numpy() for v in (b, t, s))
             shift, removed = tt - bb, tt - ss
-            frac = removed.mean() / shift.mean() if shift.mean() != 0 else np.nan
-            rng = np.random.default_rng(seed)
-            boots = []
-            for _ in range(n_boot):
-                i = rng.integers(0, len(items), len(items))
-                den = shift[i].mean()
-                boots.append(removed[i].mean() / den if den != 0 else np.nan)
-            boots = np.asarray(boots)
-            boots = boots[np.isfinite(boots)]
-            lo, hi = np.quantile(boots, [0.025, 0.975]) if boots.size else (np.nan, np.nan)
+            fr = ratio_ci(removed, shift, n_boot=n_boot, seed=seed)
+            frac, lo, hi = fr.estimate, fr.lo, fr.hi
+            if len(items) == 1 and np.isfinite(frac):  # one item: every resample is that item
+                lo = hi = frac
             sh = bootstrap_ci(shift)
             rm = bootstrap_ci(removed)
             out.append({"group": gname, "condition": a.condition, "family": a.family, "op": a.op,
