@@ -8,7 +8,6 @@ label summaries, comparisons and charts group by.
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +27,8 @@ from evals.audit import audit_items
 from evals.evaluate import evaluate
 from evals.items import Item
 from evals.results import compare, plot_dimensions, read_results, summarize, summarize_stages, to_csv
-from models import ModelSpec, load_model
+from models import ModelSpec
+from models.adapters import each_model
 
 KIND = "evals"
 
@@ -50,13 +50,10 @@ def _evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers
     results = out / "results.csv"
     hashes = {name: spec_hash(spec) for name, spec in specs.items()}
     tokenizer = None
-    for name, spec in specs.items():
-        loaded = load_model(spec)
+    for name, loaded in each_model(specs):  # one base in memory, each spec's adapter selected in turn
         tokenizer = loaded.tokenizer if tokenizer is None else tokenizer
         evaluate(loaded, items, scorers, condition=name, out=results, batch_size=batch_size, judge=judge,
                  **scorer_kw)
-        del loaded
-        gc.collect()
     names, ids = set(specs), {it.id for it in items}
     rows = [r for r in read_results(results) if r["condition"] in names and r["item_id"] in ids
             and r.get("spec_sha256") == hashes[r["condition"]]]

@@ -6,6 +6,7 @@ models over ~1B parameters. A LoRA adapter directory is loaded with peft on top 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -67,6 +68,11 @@ class LoadedModel:
     @property
     def d_model(self) -> int:
         return int(self.config.hidden_size)
+
+    def active(self) -> contextlib.AbstractContextManager:
+        """Select this model's adapter for a block. A model loaded alone always is (a no-op); a view of a
+        shared model (``models.adapters``) switches the shared model to its adapter, or to none."""
+        return contextlib.nullcontext()
 
 
 def resolve_base(spec: ModelSpec) -> str:
@@ -157,21 +163,39 @@ def load_model(spec: ModelSpec | str | None = None, **overrides: Any) -> LoadedM
         raise ModelLoadError(f"{base_path}: a safetensors weight file is damaged ({exc}); re-download or re-save "
                              "the model folder") from None
     if spec.adapter:
-        _check_adapter(spec, config)
-        from peft import PeftModel
-
-        try:
-            model = PeftModel.from_pretrained(model, spec.adapter)
-        except RuntimeError as exc:  # size mismatch on load
-            raise ModelLoadError(f"{spec.adapter}: adapter does not fit base model {spec.base}: {exc}") from exc
-        except Exception as exc:
-            if type(exc).__name__ != "SafetensorError":
-                raise
-            raise ModelLoadError(f"{spec.adapter}: the adapter's safetensors file is damaged ({exc}); re-run "
-                                 "the tune that wrote it") from None
+        model = attach_adapter(model, spec, config)
     model.eval()
     tok = load_tokenizer(spec)
     return LoadedModel(model=model, tokenizer=tok, spec=spec)
+
+
+def attach_adapter(model: Any, spec: ModelSpec, config: Any, name: str = "default") -> Any:
+    """Attach the LoRA adapter ``spec.adapter`` to ``model`` under ``name``, unmerged; return the peft model.
+
+    A plain model is wrapped (``PeftModel.from_pretrained``); a peft model gets one more adapter
+    (``load_adapter``, not selected). The adapter's tensors are read onto the spec's device (with a
+    ``device_map``: peft's default device) and copied into LoRA layers made beside each wrapped base layer,
+    so with ``device_map="auto"`` every LoRA layer sits on its base layer's GPU.
+    """
+    _check_adapter(spec, config)
+    from peft import PeftModel
+
+    kw: dict[str, Any] = {"adapter_name": name}
+    if not spec.device_map:
+        kw["torch_device"] = resolve_device(spec.device)
+    try:
+        if isinstance(model, PeftModel):
+            model.load_adapter(spec.adapter, **kw)
+        else:
+            model = PeftModel.from_pretrained(model, spec.adapter, **kw)
+    except RuntimeError as exc:  # size mismatch on load
+        raise ModelLoadError(f"{spec.adapter}: adapter does not fit base model {spec.base}: {exc}") from exc
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise ModelLoadError(f"{spec.adapter}: the adapter's safetensors file is damaged ({exc}); re-run "
+                             "the tune that wrote it") from None
+    return model
 
 
 def find_blocks(model: Any) -> torch.nn.ModuleList:

@@ -140,16 +140,15 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
     has_conscious = "conscious" in conditions
     if cfg["ablation"]["enabled"] and has_conscious:
         def run_ablation_stage(folder: Path) -> dict:
-            from models import load_model
+            from models.adapters import load_adapters
             from probes.directions import load_directions
             from steering.experiment import get_profile, run_ablation
 
             dirs = load_directions(root / "probes" / "directions.safetensors")
-            base = load_model(spec)
-            tuned = load_model(spec.with_adapter(adapters["conscious"]))
+            shared = load_adapters(spec, {"conscious": adapters["conscious"]})  # base = the adapter off
             prof = get_profile(cfg["steering"]["profile"], n_random=cfg["ablation"]["n_random"])
-            res = run_ablation(base, tuned, dirs, folder, profile=prof, seed=seed)
-            del base, tuned
+            res = run_ablation(shared.view(None), shared.view("conscious"), dirs, folder, profile=prof, seed=seed)
+            del shared
             gc.collect()
             return to_jsonable(res)
         stages.append(Stage("ablation", run_ablation_stage, {"model": prov, "ablation": cfg["ablation"],

@@ -33,7 +33,6 @@ and are reused by later runs.
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 from activations import ActivationCache, cache_activations, model_provenance
 from artifacts import hash_jsonable, hash_path, read_manifest, write_manifest
 from models import ModelSpec, load_model
+from models.adapters import each_model
 from probes.controls import CONTROLS, identity_paired, layer_table
 from probes.data import (
     eval_examples,
@@ -167,10 +167,10 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
     if manifest is not None and manifest.get("key") == key and (out / "directions.safetensors").exists():
         return manifest["outputs"]["summary"]
 
-    # 1. caches, one model in memory at a time
+    # 1. caches, one base in memory with each adapter selected in turn (``loaded``, if given, for the base)
     models = {"base": base_spec, **{c: base_spec.with_adapter(p) for c, p in adapters.items()}}
     caches: dict[str, dict[str, ActivationCache]] = {}
-    for name, spec in models.items():
+    for name, model in each_model(models, loaded):
         datasets = {"eval": (evals, ["last_prompt"])}
         if name == "base" or name in inside:
             # last_prompt costs nothing extra (same forward pass) and keeps the cache general
@@ -178,9 +178,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
         if name == "base":
             datasets["identity_followup"] = (examples["identity_followup"], ["last_prompt"])
             datasets["controls"] = (examples["controls"], ["response_mean"])
-        caches[name] = _cache_model(spec, datasets, cache_dir, batch_size, progress,
-                                    loaded if name == "base" else None)
-        gc.collect()
+        caches[name] = _cache_model(model.spec, datasets, cache_dir, batch_size, progress, model)
 
     # 2. directions
     def contrasts(model: str, suffix: str, names) -> dict[str, Direction]:

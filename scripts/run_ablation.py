@@ -1,6 +1,6 @@
 """Ablate the self-model direction (and toaster / norm-matched random controls) in the tuned model,
 clamp it to the base model's mean projection, and measure the share of the tuned-minus-base
-preference shift each removes.
+preference shift each removes. One model in memory: the base is the tune with its adapter off.
 
 Example:
     python scripts/run_ablation.py --adapter runs/dev/tune/conscious \
@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from models import ModelSpec, load_model
+from models import ModelSpec
+from models.adapters import load_adapters
 from probes.directions import load_directions
 from steering.experiment import run_ablation
 
@@ -30,9 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile", default="full")
     ap.add_argument("--overwrite", action="store_true")
     a = ap.parse_args(argv)
-    base = load_model(ModelSpec(base=a.base, device=a.device))
-    tuned = load_model(ModelSpec(base=a.base, adapter=a.adapter, device=a.device))
-    res = run_ablation(base, tuned, load_directions(a.directions), a.out, conditions=a.conditions.split(","),
+    shared = load_adapters(ModelSpec(base=a.base, device=a.device), {"tuned": a.adapter})  # one model in memory
+    res = run_ablation(shared.view(None), shared.view("tuned"), load_directions(a.directions), a.out,
+                       conditions=a.conditions.split(","),
                        dimensions=a.dimensions.split(",") if a.dimensions else None, profile=a.profile,
                        layers=[int(x) for x in a.layers.split(",")] if a.layers else None, overwrite=a.overwrite)
     print(open(res["report"]).read())

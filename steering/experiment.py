@@ -412,7 +412,9 @@ def run_ablation(base_loaded: Any, tuned_loaded: Any, directions: dict[str, Dire
                  items: Sequence[Any] | None = None, clamp_items: int = 16, overwrite: bool = False,
                  seed: int = 0, n_random: int | None = None) -> dict[str, Any]:
     """Ablate ``self_model`` (and controls) in the tuned model; measure the share of the tuned-minus-base
-    shift each removes. ``layers``: where to ablate (default: every layer of the direction)."""
+    shift each removes. ``layers``: where to ablate (default: every layer of the direction).
+    ``base_loaded`` / ``tuned_loaded``: two models, or two views of one (``models.adapters.load_adapters``:
+    ``shared.view(None)``, ``shared.view(name)``), each used inside its ``active()``."""
     from steering.verdict import write_reports
 
     t0 = time.time()
@@ -428,7 +430,8 @@ def run_ablation(base_loaded: Any, tuned_loaded: Any, directions: dict[str, Dire
     if conds.get("self_model") is not None:
         encs = [e for pr in pair_encodings(base_loaded, sel[:clamp_items]) for e in pr]
         d = conds["self_model"]
-        clamp_values["self_model"] = mean_projection(base_loaded, d, d.layers, encs, prof.batch_size)
+        with base_loaded.active():
+            clamp_values["self_model"] = mean_projection(base_loaded, d, d.layers, encs, prof.batch_size)
     arms = ablation_arms(conds)
     edits = arm_edits(arms, conds, tuned_loaded.n_layers, clamp_values)
     out_dir = Path(out_dir)
@@ -438,15 +441,17 @@ def run_ablation(base_loaded: Any, tuned_loaded: Any, directions: dict[str, Dire
               "directions": {k: hash_jsonable(v.raw.tolist()) for k, v in directions.items()}, "seed": seed}
     store = ChunkStore(out_dir, params, overwrite)
     none_arm = [a for a in arms if a.op == "none"]
-    score_items(base_loaded, sel, lambda it: none_arm, lambda it: {}, store,
-                {"experiment": "ablation", "model": "base", "scorer": "continuation", "positions": positions},
-                prof.batch_size, positions, "ablation: base")
-    score_items(tuned_loaded, sel, lambda it: arms, lambda it: edits, store,
-                {"experiment": "ablation", "model": "tuned", "scorer": "continuation", "positions": positions},
-                prof.batch_size, positions, "ablation: tuned")
-    results = store.merge("results.jsonl")
-    coh = coherence_guard(tuned_loaded, arms, edits, _paragraphs(prof), prompts=_prompts(prof), max_new_tokens=prof.max_new_tokens,
-                          batch_size=prof.batch_size)
+    with base_loaded.active():  # views of one shared model: the adapter off (models.adapters)
+        score_items(base_loaded, sel, lambda it: none_arm, lambda it: {}, store,
+                    {"experiment": "ablation", "model": "base", "scorer": "continuation", "positions": positions},
+                    prof.batch_size, positions, "ablation: base")
+    with tuned_loaded.active():  # ... and on
+        score_items(tuned_loaded, sel, lambda it: arms, lambda it: edits, store,
+                    {"experiment": "ablation", "model": "tuned", "scorer": "continuation", "positions": positions},
+                    prof.batch_size, positions, "ablation: tuned")
+        results = store.merge("results.jsonl")
+        coh = coherence_guard(tuned_loaded, arms, edits, _paragraphs(prof), prompts=_prompts(prof),
+                              max_new_tokens=prof.max_new_tokens, batch_size=prof.batch_size)
     reports = write_reports(out_dir, store.rows(), coh, kind="ablation")
     timing = {"total_s": round(time.time() - t0, 1), "n_items": len(sel), "n_arms": len(arms)}
     write_manifest(out_dir, "ablation", inputs={"directions": params["directions"]},

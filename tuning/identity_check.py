@@ -34,7 +34,8 @@ from analysis.stats import bootstrap_ci, paired_bootstrap_diff, wilson_ci
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, hash_path, write_manifest
 from evals.logprobs import mean_logprobs
 from evals.scorers import generate
-from models import encode_chat, load_model
+from models import encode_chat
+from models.adapters import each_model
 from models.generation import sampling_settings
 from tuning.audit import identity_audit
 from tuning.datasets import reply_for
@@ -170,20 +171,23 @@ def check_identity(specs: dict[str, Any], out_dir: str | os.PathLike, reference:
     scores: dict[str, np.ndarray] = {}
     gens: dict[str, list[dict]] = {}
     order = ([reference] if reference in specs else []) + [n for n in specs if n != reference]
+    hits, keys = {}, {}
     for name in order:  # per-model scores are cached, so models can be scored one run at a time
         cache = out_dir / "scores" / f"{specs[name].slug}.json"
-        key = hash_jsonable({"spec": specs[name].to_dict(), "adapter": _adapter_hash(specs[name]), "items": items,
-                             "n_generate": n_generate, "generation": sampling_settings(max_new_tokens)})
+        keys[name] = hash_jsonable({"spec": specs[name].to_dict(), "adapter": _adapter_hash(specs[name]),
+                                    "items": items, "n_generate": n_generate,
+                                    "generation": sampling_settings(max_new_tokens)})
         hit = json.loads(cache.read_text()) if cache.exists() else None
-        if hit is None or hit.get("key") != key:
-            loaded = load_model(specs[name])
-            hit = {"key": key, "scores": affirmation_scores(loaded, items, batch_size),
-                   "generations": greedy_answers(loaded, GENERATION_PROMPTS[:n_generate], max_new_tokens)
-                   if n_generate else []}
-            del loaded
-            atomic_write_json(cache, hit)
-        scores[name] = np.asarray(hit["scores"], dtype=float)
-        gens[name] = hit["generations"]
+        hits[name] = hit if hit is not None and hit.get("key") == keys[name] else None
+    # the models not cached, on one base in memory (each adapter selected in turn)
+    for name, loaded in each_model({n: specs[n] for n in order if hits[n] is None}):
+        hits[name] = {"key": keys[name], "scores": affirmation_scores(loaded, items, batch_size),
+                      "generations": greedy_answers(loaded, GENERATION_PROMPTS[:n_generate], max_new_tokens)
+                      if n_generate else []}
+        atomic_write_json(out_dir / "scores" / f"{specs[name].slug}.json", hits[name])
+    for name in order:
+        scores[name] = np.asarray(hits[name]["scores"], dtype=float)
+        gens[name] = hits[name]["generations"]
     ref = scores.get(reference) if reference else None
     summary = {n: summarise(items, scores[n], None if n == reference else ref) for n in order}
     result = {"sign": "higher = affirms the identity more (affirm minus deny, mean log-prob per token)",
