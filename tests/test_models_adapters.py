@@ -108,8 +108,8 @@ def test_each_model_loads_each_base_once(specs, adapter_dirs, encs, alone, monke
     for name, lm in each_model(many):
         seen.append(name)
         assert lm.spec == many[name]
-        if name == "b":
-            np.testing.assert_array_equal(mean_logprobs(lm, encs, batch_size=4), alone["b"])
+        if name in ("base", "b"):
+            np.testing.assert_array_equal(mean_logprobs(lm, encs, batch_size=4), alone[name])
     assert seen == list(many) and len(calls) == 1 and calls[0].adapter is None
     calls.clear()
     other = {"a": specs["a"], "bf16": replace(specs["base"], dtype="bfloat16"), "b": specs["b"]}

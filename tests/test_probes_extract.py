@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -166,6 +167,29 @@ def test_metrics_and_reading_tables(probe_run):
     assert all(float(r["shift_lo"]) <= float(r["shift"]) <= float(r["shift_hi"]) for r in tuned)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stage"] == "probes" and manifest["inputs"]["adapters"]["conscious"]
+
+
+def test_tuned_caches_equal_the_adapter_loaded_alone(probe_run, tiny_spec, adapter_dir, tmp_path):
+    """The probes stage caches the tune on the shared base with its adapter selected: the same activations as
+    the model loaded with that adapter alone, and the manifest names the adapter and its hash."""
+    from activations import cache_activations
+    from artifacts import hash_path
+    from models import load_model
+    from probes.data import eval_examples
+
+    out, _ = probe_run
+    path = json.loads((out / "manifest.json").read_text())["caches"]["conscious"]["eval"]
+    got = ActivationCache(path)
+    man = json.loads((Path(path) / "manifest.json").read_text())
+    assert man["inputs"]["model"]["adapter"] == adapter_dir
+    assert man["inputs"]["adapter_sha256"] == hash_path(adapter_dir)
+    spec = tiny_spec.with_adapter(adapter_dir)
+    alone = ActivationCache(cache_activations(spec, eval_examples(EVAL_ITEMS, None)[0], "resid_post.*", ["last_prompt"],
+                                              tmp_path / "alone", 8, loaded=load_model(spec), progress=False))
+    base = ActivationCache(json.loads((out / "manifest.json").read_text())["caches"]["base"]["eval"])
+    for site in ("resid_post.0", "resid_post.3"):
+        np.testing.assert_array_equal(got.load(site, "last_prompt"), alone.load(site, "last_prompt"))
+        assert not np.allclose(got.load(site, "last_prompt"), base.load(site, "last_prompt"))
 
 
 def test_second_run_is_skipped(probe_run, tiny_spec, tiny_loaded, adapter_dir):
