@@ -1,8 +1,9 @@
 """nnsight backend: one ``trace`` per batch saving block inputs (``resid_pre``) and outputs
 (``resid_post``).
 
-The model is a private copy of the loaded HF model (nnsight installs its own ``forward`` on every
-module), wrapped with the loaded tokenizer as ``nnsight``'s ``TransformersModel`` (what the
+The model is ``backends.shared_model(loaded)``: new module objects over the loaded model's own
+parameter tensors (nnsight installs its own ``forward`` on every module it wraps; the weights are not
+copied), wrapped with the loaded tokenizer as ``nnsight``'s ``TransformersModel`` (what the
 deprecated ``LanguageModel`` now is). The trace gets the padded batch's input_ids, attention_mask
 and position_ids as they are, and stops right after the deepest needed block.
 """
@@ -14,16 +15,16 @@ from typing import Any
 
 import torch
 
-from activations.backends import Runner, private_model
+from activations.backends import Runner, shared_model
 from activations.sites import Site
 from models.loading import LoadedModel, find_blocks
 
 
 def wrap(loaded: LoadedModel) -> tuple[Any, Any]:
-    """(nnsight model over a private copy of ``loaded``, the envoy of its block list)."""
+    """(nnsight model over ``loaded``'s weights (shared, not copied), the envoy of its block list)."""
     from nnsight.modeling.transformers import TransformersModel
 
-    model = private_model(loaded)
+    model = shared_model(loaded)
     blocks = find_blocks(model)
     path = next(n for n, m in model.named_modules() if m is blocks)
     with warnings.catch_warnings():

@@ -5,7 +5,8 @@ Each backend is a factory ``make(loaded, sites) -> runner``; ``runner(batch)`` r
 site to the same tensor (tests prove it to 1e-4 in float32; TransformerLens re-implements attention
 eagerly, so it matches exactly the same model in ``attn_implementation="eager"`` and to float32
 rounding a model on the sdpa kernel). ``hooks`` runs on the loaded model itself; the other two wrap
-a private copy of it (``private_model``), so they cost one extra copy of the weights.
+``shared_model(loaded)``: new module objects over the SAME parameter and buffer tensors, so they cost no
+copy of the weights and the loaded model's modules stay untouched.
 """
 
 from __future__ import annotations
@@ -22,14 +23,18 @@ from models.loading import LoadedModel
 Runner = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
 
-def private_model(loaded: LoadedModel) -> torch.nn.Module:
-    """A deep copy of ``loaded``'s HF model (a peft adapter merged in) for a backend that rewires
-    modules in place (TransformerBridge swaps them, nnsight replaces ``forward``), so the shared
-    ``LoadedModel`` and every hook on it stay untouched. Costs one extra copy of the weights."""
-    model = copy.deepcopy(loaded.model)
-    if hasattr(model, "merge_and_unload"):  # peft: the wrappers want a plain transformers model
-        model = model.merge_and_unload()
-    return model.eval()
+def shared_model(loaded: LoadedModel) -> torch.nn.Module:
+    """A copy of ``loaded``'s transformers model whose modules are new objects but whose parameters and
+    buffers ARE the loaded ones (same tensors, same storage): no weight is copied.
+
+    For a backend that rewires modules in place (TransformerBridge swaps them, nnsight replaces
+    ``forward``), so the shared ``LoadedModel`` and every hook on it stay untouched. A peft model is not
+    merged: the copy keeps peft's LoRA layers, whose forward adds the adapter, with the adapter state
+    (active adapter, enabled or disabled) of the moment it is made; make a new runner after toggling an
+    adapter. Only the module objects, the config and small non-tensor attributes are duplicated."""
+    model = loaded.base_model  # under peft: the transformers model with the LoRA layers injected
+    memo = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    return copy.deepcopy(model, memo).eval()
 
 
 def _hooks(loaded: LoadedModel, sites: list[Site]) -> Runner:

@@ -89,6 +89,21 @@ def spec_hash(spec: ModelSpec) -> str:
                           "dtype": spec.dtype})
 
 
+def shard_rows(shard_size: int, batch_size: int) -> int:
+    """Rows per shard file: ``shard_size`` rounded down to whole batches (at least one batch)."""
+    return shard_size if shard_size % batch_size == 0 else batch_size * max(1, shard_size // batch_size)
+
+
+def dataset_hash(examples: Sequence[dict[str, Any]]) -> str:
+    """The content hash of the examples a cache is keyed on (ids and messages, in order)."""
+    return hash_jsonable([(ex.get("id"), ex["messages"]) for ex in examples])
+
+
+def cache_key(inputs: dict[str, Any], params: dict[str, Any]) -> str:
+    """The key in a cache's manifest: a finished cache with the same key is reused as it is."""
+    return hash_jsonable({"inputs": inputs, "params": params})
+
+
 _INDEX_FIELDS = ("id", "dataset", "label", "template_id", "condition")
 _OPTIONAL_FIELDS = ("family", "dimension", "stage", "kind")
 
@@ -134,8 +149,7 @@ def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[di
     out = Path(out_dir)
     if not examples:
         raise CacheError("no examples to cache; the dataset is empty")
-    if shard_size % batch_size:
-        shard_size = batch_size * max(1, shard_size // batch_size)
+    shard_size = shard_rows(shard_size, batch_size)
     spec = loaded.spec if loaded is not None else (
         model_spec if isinstance(model_spec, ModelSpec) else ModelSpec(base=model_spec or ModelSpec().base))
     positions = check_positions(positions)
@@ -154,9 +168,8 @@ def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[di
               "backend": backend, "chat_template": chat_template}
     if too_long != "error":  # the default leaves the key of earlier caches unchanged
         params["too_long"] = too_long
-    inputs = {**model_provenance(spec),
-              "dataset_sha256": hash_jsonable([(ex.get("id"), ex["messages"]) for ex in examples])}
-    key = hash_jsonable({"inputs": inputs, "params": params})
+    inputs = {**model_provenance(spec), "dataset_sha256": dataset_hash(examples)}
+    key = cache_key(inputs, params)
 
     claim_folder(out, KIND)  # refuses a folder of another kind, --overwrite or not
     manifest = read_manifest(out)

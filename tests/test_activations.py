@@ -332,3 +332,29 @@ def test_backends_agree_with_a_lora_adapter(tiny_model_dir, tmp_path):
         out = make_runner(name, loaded, sites)(batch)
         for s in sites:
             torch.testing.assert_close(out[s.name][real], ref[s.name][real], atol=1e-4, rtol=0, msg=f"{name} {s}")
+
+
+@pytest.mark.parametrize("with_adapter", [False, True])
+def test_tl_and_nnsight_wrap_the_loaded_weights_without_a_copy(tiny_model_dir, tmp_path, with_adapter):
+    """The TransformerLens bridge and the nnsight model run on the loaded model's own parameter tensors:
+    every parameter they hold has the storage of a loaded parameter, and all of the loaded ones are used."""
+    from activations.backend_nnsight import wrap
+    from activations.backend_tl import make_bridge
+    from models import ModelSpec, load_model
+
+    adapter = None
+    if with_adapter:
+        from peft import LoraConfig, get_peft_model
+
+        torch.manual_seed(0)
+        peft_model = get_peft_model(load_model(ModelSpec(base=tiny_model_dir, device="cpu")).model,
+                                    LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))
+        peft_model.save_pretrained(tmp_path / "adapter")
+        adapter = str(tmp_path / "adapter")
+    loaded = load_model(ModelSpec(base=tiny_model_dir, adapter=adapter, device="cpu"))
+    own = {p.data_ptr() for p in loaded.model.parameters()}
+    for name, wrapped in (("transformer_lens", make_bridge(loaded)), ("nnsight", wrap(loaded)[0]._module)):
+        ptrs = {p.data_ptr() for p in wrapped.parameters()}
+        assert ptrs == own, f"{name}: {len(ptrs - own)} parameter tensors are copies"
+        if with_adapter:
+            assert any("lora_A" in n for n, _ in wrapped.named_parameters()), f"{name}: the adapter is not wrapped"
