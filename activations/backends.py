@@ -1,6 +1,6 @@
 """Backends that read residual-stream sites: ``hooks`` (default), ``transformer_lens``, ``nnsight``.
 
-Each backend is a factory ``make(loaded, sites) -> runner``; ``runner(batch)`` returns
+Each backend is a factory ``make(loaded, sites, **options) -> runner``; ``runner(batch)`` returns
 {site name: float tensor [B, T, D]} for a batch from ``models.chat.pad_batch``. All three resolve a
 site to the same tensor (tests prove it to 1e-4 in float32; TransformerLens re-implements attention
 eagerly, so it matches exactly the same model in ``attn_implementation="eager"`` and to float32
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -47,20 +48,26 @@ def _transformer_lens(loaded: LoadedModel, sites: list[Site]) -> Runner:
     return make_runner(loaded, sites)
 
 
-def _nnsight(loaded: LoadedModel, sites: list[Site]) -> Runner:
+def _nnsight(loaded: LoadedModel, sites: list[Site], remote: bool | str = False) -> Runner:
     from activations.backend_nnsight import make_runner
 
-    return make_runner(loaded, sites)
+    return make_runner(loaded, sites, remote=remote)
 
 
-BACKENDS: dict[str, Callable[[LoadedModel, list[Site]], Runner]] = {
+BACKENDS: dict[str, Callable[..., Runner]] = {
     "hooks": _hooks,
     "transformer_lens": _transformer_lens,
     "nnsight": _nnsight,
 }
+OPTIONS: dict[str, tuple[str, ...]] = {"hooks": (), "transformer_lens": (), "nnsight": ("remote",)}
 
 
-def make_runner(name: str, loaded: LoadedModel, sites: list[Site]) -> Runner:
+def make_runner(name: str, loaded: LoadedModel, sites: list[Site], **options: Any) -> Runner:
+    """The runner of backend ``name``; ``options`` are the backend's own (``nnsight``: ``remote``)."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    return BACKENDS[name](loaded, sites)
+    unknown = set(options) - set(OPTIONS[name])
+    if unknown:
+        raise ValueError(f"backend {name!r} has no option {', '.join(sorted(unknown))}; its options: "
+                         f"{', '.join(OPTIONS[name]) or 'none'}")
+    return BACKENDS[name](loaded, sites, **options)

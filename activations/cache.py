@@ -120,14 +120,15 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
                       batch_size: int = 8, *, backend: str = "hooks", dtype: str = "float32",
                       shard_size: int = 256, padding_side: str = "right", chat_template: str | None = None,
                       loaded: LoadedModel | None = None, overwrite: bool = False, progress: bool = True,
-                      too_long: str = "error") -> Path:
+                      too_long: str = "error", backend_options: dict[str, Any] | None = None) -> Path:
     """Cache ``sites`` x ``positions`` for ``examples`` (dicts with ``messages``); return ``out_dir``.
 
     Skips work when ``out_dir`` already holds a finished cache of the same inputs; resumes an
     unfinished one. ``loaded`` reuses a model already in memory (it must match ``model_spec``).
     One writer at a time: ``out_dir`` is locked for the run (``artifacts.lock``); a folder holding another
     kind of artifact is refused, even with ``overwrite``. An example longer than the model's context is
-    an error, or (``too_long="truncate"``) cut to the context with a warning.
+    an error, or (``too_long="truncate"``) cut to the context with a warning. ``backend_options`` go to the
+    backend (``nnsight``: ``{"remote": "local"|True}``, see ``activations.backend_nnsight``).
     """
     for name, v in (("batch_size", batch_size), ("shard_size", shard_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -138,14 +139,14 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
         return _cache_activations(model_spec, examples, sites, positions, out_dir, batch_size, backend=backend,
                                   dtype=dtype, shard_size=shard_size, padding_side=padding_side,
                                   chat_template=chat_template, loaded=loaded, overwrite=overwrite,
-                                  progress=progress, too_long=too_long)
+                                  progress=progress, too_long=too_long, backend_options=backend_options or {})
 
 
 def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dict[str, Any]],
                        sites: str | list[str], positions: str | list[str], out_dir: str | os.PathLike,
                        batch_size: int, *, backend: str, dtype: str, shard_size: int, padding_side: str,
                        chat_template: str | None, loaded: LoadedModel | None, overwrite: bool, progress: bool,
-                       too_long: str) -> Path:
+                       too_long: str, backend_options: dict[str, Any]) -> Path:
     out = Path(out_dir)
     if not examples:
         raise CacheError("no examples to cache; the dataset is empty")
@@ -168,6 +169,8 @@ def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[di
               "backend": backend, "chat_template": chat_template}
     if too_long != "error":  # the default leaves the key of earlier caches unchanged
         params["too_long"] = too_long
+    if backend_options:  # likewise: only a cache made with options records them
+        params["backend_options"] = backend_options
     inputs = {**model_provenance(spec), "dataset_sha256": dataset_hash(examples)}
     key = cache_key(inputs, params)
 
@@ -191,7 +194,7 @@ def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[di
         loaded = load_model(spec)
         if loaded.n_layers != n_layers:
             raise CacheError(f"{spec.base}: config says {n_layers} blocks but the model has {loaded.n_layers}")
-    runner = make_runner(backend, loaded, site_list)
+    runner = make_runner(backend, loaded, site_list, **backend_options)
     tok = loaded.tokenizer
     torch_dtype = getattr(torch, dtype)
     n_shards = (len(examples) + shard_size - 1) // shard_size

@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--padding-side", default="right", choices=["right", "left"])
     p.add_argument("--overwrite", action="store_true", help="replace a cache of other inputs in --out")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--remote", choices=["local", "ndif"], default=None,
+                   help="with --backend nnsight: 'ndif' runs each trace on NDIF (NDIF_API_KEY; --model a hub id NDIF "
+                        "hosts; token ids leave the machine, weights do not), 'local' dry-runs that path here")
     p.add_argument("--distributed", action="store_true",
                    help="split the shards over the ranks of a torchrun job (gloo on CPU, nccl on GPU); rank 0 merges")
     return p.parse_args(argv)
@@ -56,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = ModelSpec(**({"base": args.model} if args.model else {}), adapter=args.adapter,
                      dtype=args.model_dtype, device=args.device)
+    if args.remote and args.backend != "nnsight":
+        raise ValueError(f"--remote needs --backend nnsight (got --backend {args.backend})")
+    options = {"backend_options": {"remote": True if args.remote == "ndif" else "local"}} if args.remote else {}
     run, rank = cache_activations, 0
     if args.distributed:
         from activations.distributed import cache_activations_distributed, init_from_env
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         out = run(spec, examples, args.sites, args.positions, args.out, args.batch_size,
                   backend=args.backend, dtype=args.dtype, shard_size=args.shard_size,
-                  padding_side=args.padding_side, overwrite=args.overwrite, progress=not args.no_progress)
+                  padding_side=args.padding_side, overwrite=args.overwrite, progress=not args.no_progress, **options)
     except (InputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

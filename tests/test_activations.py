@@ -358,3 +358,22 @@ def test_tl_and_nnsight_wrap_the_loaded_weights_without_a_copy(tiny_model_dir, t
         assert ptrs == own, f"{name}: {len(ptrs - own)} parameter tensors are copies"
         if with_adapter:
             assert any("lora_A" in n for n, _ in wrapped.named_parameters()), f"{name}: the adapter is not wrapped"
+
+
+def test_nnsight_remote_option_reaches_the_trace(tiny_loaded, tmp_path):
+    """``remote="local"`` runs nnsight's remote path (the trace serialised and deserialised as for NDIF, this
+    project's modules hidden) and gives the hooks backend's values; ``remote=True`` refuses a local folder."""
+    sites = parse_sites("resid_pre.1,resid_post.0,resid_post.3", tiny_loaded.n_layers)
+    batch = padded(tiny_loaded, chat_examples(3, seed=6), "left")
+    real = batch["attention_mask"].bool()
+    ref = make_runner("hooks", tiny_loaded, sites)(batch)
+    out = make_runner("nnsight", tiny_loaded, sites, remote="local")(batch)
+    for s in sites:
+        torch.testing.assert_close(out[s.name][real], ref[s.name][real], atol=1e-4, rtol=0, msg=s.name)
+    with pytest.raises(ValueError, match="hub id"):
+        make_runner("nnsight", tiny_loaded, sites, remote=True)
+    with pytest.raises(ValueError, match="has no option remote"):
+        make_runner("hooks", tiny_loaded, sites, remote="local")
+    c = cache_activations(None, chat_examples(2), "resid_post.1", "last_prompt", tmp_path / "c", 2, backend="nnsight",
+                          backend_options={"remote": "local"}, loaded=tiny_loaded, progress=False)
+    assert ActivationCache(c).manifest["params"]["backend_options"] == {"remote": "local"}
