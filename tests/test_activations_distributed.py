@@ -32,8 +32,8 @@ def _spec(model_dir: str):
 
 
 def _worker(rank: int, init_file: str, model_dir: str, out: str, log_dir: str) -> None:
-    """One rank: join the gloo group, run the distributed cache twice (the second must be a no-op), and record
-    how often each run loaded the model and the manifest's time stamp after each."""
+    """One rank: join the gloo group, run the distributed cache twice (the second must be a no-op), recording how
+    often each run loaded the model and the manifest's time stamp; then a job in which rank 1 fails."""
     import torch.distributed as dist
 
     import activations.cache as cache_mod
@@ -56,6 +56,12 @@ def _worker(rank: int, init_file: str, model_dir: str, out: str, log_dir: str) -
             cache_activations_distributed(_spec(model_dir), _examples(), SITES, POSITIONS, out, BATCH,
                                           shard_size=SHARD_ROWS, progress=False)
             log.append({"loads": len(loads), "created": json.loads(Path(out, "manifest.json").read_text())["created"]})
+        try:  # rank 1 fails (a site the model lacks): every rank must raise, none may wait for it
+            cache_activations_distributed(_spec(model_dir), _examples(), "resid_post.9" if rank else SITES, POSITIONS,
+                                          Path(out).with_name("failing"), BATCH, shard_size=SHARD_ROWS, progress=False)
+            log.append({"error": None})
+        except Exception as exc:
+            log.append({"error": f"{type(exc).__name__}: {exc}"})
     finally:
         Path(log_dir, f"rank{rank}.json").write_text(json.dumps(log))
         dist.destroy_process_group()
@@ -88,6 +94,8 @@ def test_two_gloo_processes_give_the_single_process_cache(tiny_model_dir, tmp_pa
     assert [g[0]["loads"] for g in logs] == [1, 0]
     # the second job is a no-op on every rank: no model load, the manifest untouched
     assert [g[1]["loads"] for g in logs] == [0, 0] and len({g[i]["created"] for g in logs for i in (0, 1)}) == 1
+    assert "rank 1 failed" in logs[0][2]["error"] and "resid_post.9" in logs[0][2]["error"]
+    assert "resid_post.9" in logs[1][2]["error"]
     assert not (out / RANKS).exists() and not (out / "progress.json").exists()
 
     # the same files: every shard byte for byte, the index line for line, the manifest's key and counts
