@@ -33,7 +33,9 @@ def shared_model(loaded: LoadedModel) -> torch.nn.Module:
     merged: the copy keeps peft's LoRA layers, whose forward adds the adapter, with the adapter state
     (active adapter, enabled or disabled) of the moment it is made; make a new runner after toggling an
     adapter. Only the module objects, the config and small non-tensor attributes are duplicated."""
-    model = loaded.base_model  # under peft: the transformers model with the LoRA layers injected
+    model = loaded.model  # (a view of a model shared between adapters checks here that its adapter is selected)
+    if hasattr(model, "get_base_model"):  # peft: the transformers model with the LoRA layers injected
+        model = model.get_base_model()
     memo = {id(t): t for t in (*model.parameters(), *model.buffers())}
     return copy.deepcopy(model, memo).eval()
 

@@ -358,6 +358,16 @@ def test_tl_and_nnsight_wrap_the_loaded_weights_without_a_copy(tiny_model_dir, t
         assert ptrs == own, f"{name}: {len(ptrs - own)} parameter tensors are copies"
         if with_adapter:
             assert any("lora_A" in n for n, _ in wrapped.named_parameters()), f"{name}: the adapter is not wrapped"
+    if with_adapter:  # a runner keeps the adapter state of the moment it is made: here, switched off
+        sites = parse_sites("resid_post.3", loaded.n_layers)
+        batch = padded(loaded, chat_examples(2, seed=7))
+        real = batch["attention_mask"].bool()
+        with loaded.model.disable_adapter():
+            off = make_runner("nnsight", loaded, sites)
+            base = make_runner("hooks", loaded, sites)(batch)["resid_post.3"]
+        on = make_runner("hooks", loaded, sites)(batch)["resid_post.3"]
+        assert (on - base)[real].abs().max() > 1e-3
+        torch.testing.assert_close(off(batch)["resid_post.3"][real], base[real], atol=1e-4, rtol=0)
 
 
 def test_nnsight_remote_option_reaches_the_trace(tiny_loaded, tmp_path):
