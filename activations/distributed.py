@@ -167,8 +167,9 @@ def _prepare(out: Path, request: str, overwrite: bool) -> str:
         if (manifest.get("distributed") or {}).get("request") == request:
             return "done"
         if not overwrite:
-            raise CacheError(f"{out}: holds a finished cache of other inputs; choose another out_dir or pass "
-                             "overwrite=True (--overwrite)")
+            raise CacheError(f"{out}: holds a finished cache that this distributed request did not make (other "
+                             "inputs, or one process made it); use it as it is, choose another out_dir, or pass "
+                             "overwrite=True (--overwrite) to replace it")
         clear_folder(out, KIND)
     token = uuid.uuid4().hex
     (out / RANKS).mkdir(exist_ok=True)
