@@ -1,7 +1,9 @@
 """TransformerLens backend: ``TransformerBridge.run_with_cache`` with a names filter.
 
-The bridge wraps a private copy of the loaded HF model (booting a bridge swaps the model's modules
-in place). Sites map to the bridge's hook names: ``resid_pre.L`` -> ``blocks.L.hook_resid_pre``,
+The bridge wraps ``backends.shared_model(loaded)``: new module objects over the loaded model's own
+parameter tensors (booting a bridge swaps modules in place, so it needs its own module tree, but no
+copy of the weights; with ``hf_model=`` TransformerLens 4 leaves the weights as they are: no layout
+conversion, no cast when the dtype matches). Sites map to the bridge's hook names: ``resid_pre.L`` -> ``blocks.L.hook_resid_pre``,
 ``resid_post.L`` -> ``blocks.L.hook_resid_post``. The padded batch's attention_mask and
 position_ids are passed through, and the forward stops after the deepest needed block
 (``stop_at_layer``).
@@ -17,7 +19,7 @@ from typing import Any
 
 import torch
 
-from activations.backends import Runner, private_model
+from activations.backends import Runner, shared_model
 from activations.sites import Site
 from models.loading import LoadedModel, resolve_base
 
@@ -27,10 +29,10 @@ def hook_name(site: Site) -> str:
 
 
 def make_bridge(loaded: LoadedModel) -> Any:
-    """A ``TransformerBridge`` over a private copy of ``loaded``'s model, with raw HF numerics."""
+    """A ``TransformerBridge`` over ``loaded``'s weights (shared, not copied), with raw HF numerics."""
     from transformer_lens.model_bridge import TransformerBridge
 
-    return TransformerBridge.boot_transformers(resolve_base(loaded.spec), hf_model=private_model(loaded),
+    return TransformerBridge.boot_transformers(resolve_base(loaded.spec), hf_model=shared_model(loaded),
                                                tokenizer=loaded.tokenizer, device=str(loaded.device),
                                                dtype=loaded.dtype).eval()
 

@@ -1,17 +1,19 @@
 """Backends that read residual-stream sites: ``hooks`` (default), ``transformer_lens``, ``nnsight``.
 
-Each backend is a factory ``make(loaded, sites) -> runner``; ``runner(batch)`` returns
+Each backend is a factory ``make(loaded, sites, **options) -> runner``; ``runner(batch)`` returns
 {site name: float tensor [B, T, D]} for a batch from ``models.chat.pad_batch``. All three resolve a
 site to the same tensor (tests prove it to 1e-4 in float32; TransformerLens re-implements attention
 eagerly, so it matches exactly the same model in ``attn_implementation="eager"`` and to float32
 rounding a model on the sdpa kernel). ``hooks`` runs on the loaded model itself; the other two wrap
-a private copy of it (``private_model``), so they cost one extra copy of the weights.
+``shared_model(loaded)``: new module objects over the SAME parameter and buffer tensors, so they cost no
+copy of the weights and the loaded model's modules stay untouched.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -22,14 +24,20 @@ from models.loading import LoadedModel
 Runner = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
 
-def private_model(loaded: LoadedModel) -> torch.nn.Module:
-    """A deep copy of ``loaded``'s HF model (a peft adapter merged in) for a backend that rewires
-    modules in place (TransformerBridge swaps them, nnsight replaces ``forward``), so the shared
-    ``LoadedModel`` and every hook on it stay untouched. Costs one extra copy of the weights."""
-    model = copy.deepcopy(loaded.model)
-    if hasattr(model, "merge_and_unload"):  # peft: the wrappers want a plain transformers model
-        model = model.merge_and_unload()
-    return model.eval()
+def shared_model(loaded: LoadedModel) -> torch.nn.Module:
+    """A copy of ``loaded``'s transformers model whose modules are new objects but whose parameters and
+    buffers ARE the loaded ones (same tensors, same storage): no weight is copied.
+
+    For a backend that rewires modules in place (TransformerBridge swaps them, nnsight replaces
+    ``forward``), so the shared ``LoadedModel`` and every hook on it stay untouched. A peft model is not
+    merged: the copy keeps peft's LoRA layers, whose forward adds the adapter, with the adapter state
+    (active adapter, enabled or disabled) of the moment it is made; make a new runner after toggling an
+    adapter. Only the module objects, the config and small non-tensor attributes are duplicated."""
+    model = loaded.model  # (a view of a model shared between adapters checks here that its adapter is selected)
+    if hasattr(model, "get_base_model"):  # peft: the transformers model with the LoRA layers injected
+        model = model.get_base_model()
+    memo = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    return copy.deepcopy(model, memo).eval()
 
 
 def _hooks(loaded: LoadedModel, sites: list[Site]) -> Runner:
@@ -42,20 +50,26 @@ def _transformer_lens(loaded: LoadedModel, sites: list[Site]) -> Runner:
     return make_runner(loaded, sites)
 
 
-def _nnsight(loaded: LoadedModel, sites: list[Site]) -> Runner:
+def _nnsight(loaded: LoadedModel, sites: list[Site], remote: bool | str = False) -> Runner:
     from activations.backend_nnsight import make_runner
 
-    return make_runner(loaded, sites)
+    return make_runner(loaded, sites, remote=remote)
 
 
-BACKENDS: dict[str, Callable[[LoadedModel, list[Site]], Runner]] = {
+BACKENDS: dict[str, Callable[..., Runner]] = {
     "hooks": _hooks,
     "transformer_lens": _transformer_lens,
     "nnsight": _nnsight,
 }
+OPTIONS: dict[str, tuple[str, ...]] = {"hooks": (), "transformer_lens": (), "nnsight": ("remote",)}
 
 
-def make_runner(name: str, loaded: LoadedModel, sites: list[Site]) -> Runner:
+def make_runner(name: str, loaded: LoadedModel, sites: list[Site], **options: Any) -> Runner:
+    """The runner of backend ``name``; ``options`` are the backend's own (``nnsight``: ``remote``)."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    return BACKENDS[name](loaded, sites)
+    unknown = set(options) - set(OPTIONS[name])
+    if unknown:
+        raise ValueError(f"backend {name!r} has no option {', '.join(sorted(unknown))}; its options: "
+                         f"{', '.join(OPTIONS[name]) or 'none'}")
+    return BACKENDS[name](loaded, sites, **options)

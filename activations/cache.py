@@ -89,6 +89,21 @@ def spec_hash(spec: ModelSpec) -> str:
                           "dtype": spec.dtype})
 
 
+def shard_rows(shard_size: int, batch_size: int) -> int:
+    """Rows per shard file: ``shard_size`` rounded down to whole batches (at least one batch)."""
+    return shard_size if shard_size % batch_size == 0 else batch_size * max(1, shard_size // batch_size)
+
+
+def dataset_hash(examples: Sequence[dict[str, Any]]) -> str:
+    """The content hash of the examples a cache is keyed on (ids and messages, in order)."""
+    return hash_jsonable([(ex.get("id"), ex["messages"]) for ex in examples])
+
+
+def cache_key(inputs: dict[str, Any], params: dict[str, Any]) -> str:
+    """The key in a cache's manifest: a finished cache with the same key is reused as it is."""
+    return hash_jsonable({"inputs": inputs, "params": params})
+
+
 _INDEX_FIELDS = ("id", "dataset", "label", "template_id", "condition")
 _OPTIONAL_FIELDS = ("family", "dimension", "stage", "kind")
 
@@ -105,14 +120,15 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
                       batch_size: int = 8, *, backend: str = "hooks", dtype: str = "float32",
                       shard_size: int = 256, padding_side: str = "right", chat_template: str | None = None,
                       loaded: LoadedModel | None = None, overwrite: bool = False, progress: bool = True,
-                      too_long: str = "error") -> Path:
+                      too_long: str = "error", backend_options: dict[str, Any] | None = None) -> Path:
     """Cache ``sites`` x ``positions`` for ``examples`` (dicts with ``messages``); return ``out_dir``.
 
     Skips work when ``out_dir`` already holds a finished cache of the same inputs; resumes an
     unfinished one. ``loaded`` reuses a model already in memory (it must match ``model_spec``).
     One writer at a time: ``out_dir`` is locked for the run (``artifacts.lock``); a folder holding another
     kind of artifact is refused, even with ``overwrite``. An example longer than the model's context is
-    an error, or (``too_long="truncate"``) cut to the context with a warning.
+    an error, or (``too_long="truncate"``) cut to the context with a warning. ``backend_options`` go to the
+    backend (``nnsight``: ``{"remote": "local"|True}``, see ``activations.backend_nnsight``).
     """
     for name, v in (("batch_size", batch_size), ("shard_size", shard_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -123,19 +139,18 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
         return _cache_activations(model_spec, examples, sites, positions, out_dir, batch_size, backend=backend,
                                   dtype=dtype, shard_size=shard_size, padding_side=padding_side,
                                   chat_template=chat_template, loaded=loaded, overwrite=overwrite,
-                                  progress=progress, too_long=too_long)
+                                  progress=progress, too_long=too_long, backend_options=backend_options or {})
 
 
 def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dict[str, Any]],
                        sites: str | list[str], positions: str | list[str], out_dir: str | os.PathLike,
                        batch_size: int, *, backend: str, dtype: str, shard_size: int, padding_side: str,
                        chat_template: str | None, loaded: LoadedModel | None, overwrite: bool, progress: bool,
-                       too_long: str) -> Path:
+                       too_long: str, backend_options: dict[str, Any]) -> Path:
     out = Path(out_dir)
     if not examples:
         raise CacheError("no examples to cache; the dataset is empty")
-    if shard_size % batch_size:
-        shard_size = batch_size * max(1, shard_size // batch_size)
+    shard_size = shard_rows(shard_size, batch_size)
     spec = loaded.spec if loaded is not None else (
         model_spec if isinstance(model_spec, ModelSpec) else ModelSpec(base=model_spec or ModelSpec().base))
     positions = check_positions(positions)
@@ -154,9 +169,10 @@ def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[di
               "backend": backend, "chat_template": chat_template}
     if too_long != "error":  # the default leaves the key of earlier caches unchanged
         params["too_long"] = too_long
-    inputs = {**model_provenance(spec),
-              "dataset_sha256": hash_jsonable([(ex.get("id"), ex["messages"]) for ex in examples])}
-    key = hash_jsonable({"inputs": inputs, "params": params})
+    if backend_options:  # likewise: only a cache made with options records them
+        params["backend_options"] = backend_options
+    inputs = {**model_provenance(spec), "dataset_sha256": dataset_hash(examples)}
+    key = cache_key(inputs, params)
 
     claim_folder(out, KIND)  # refuses a folder of another kind, --overwrite or not
     manifest = read_manifest(out)
@@ -178,7 +194,7 @@ def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[di
         loaded = load_model(spec)
         if loaded.n_layers != n_layers:
             raise CacheError(f"{spec.base}: config says {n_layers} blocks but the model has {loaded.n_layers}")
-    runner = make_runner(backend, loaded, site_list)
+    runner = make_runner(backend, loaded, site_list, **backend_options)
     tok = loaded.tokenizer
     torch_dtype = getattr(torch, dtype)
     n_shards = (len(examples) + shard_size - 1) // shard_size

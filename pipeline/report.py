@@ -419,5 +419,12 @@ def add_causal_sections(rep: Report, root: Path) -> None:
         rep.table(prev, _cols(prev, ["arm", "identity_vs_base", "identity_lo", "identity_hi", "group", "shift",
                                      "shift_lo", "shift_hi", "n"]),
                   caption="Identity check and preference shifts per tune")
+        blk = read_csv(root / "prevention" / "blocking.csv")
+        if blk:
+            rep.text("Does prevention block the preferences? Paired over items: each prevented tune minus the "
+                     "ordinary tune, and self_model-prevented minus random-prevented (the control). A blocking "
+                     "claim needs self_model - random below 0 with its CI, while the identity is still learnt.")
+            rep.table(blk, _cols(blk, ["contrast", "group", "diff", "lo", "hi", "n", "ci_excludes_0"]),
+                      caption="Prevented tunes against the ordinary tune and against the control")
         _figure(rep, root / "prevention" / "series.png", "Checkpoint series: self_model projection and the "
                 "monitoring preference over training")

@@ -8,6 +8,12 @@ Example::
 
 A killed run resumes from its last complete shard when re-run with the same arguments; a finished
 cache re-run is a no-op.
+
+Across processes or machines (``activations/distributed.py``; --out on a filesystem all ranks share)::
+
+    torchrun --nproc_per_node 2 scripts/cache_activations.py --distributed --data D.jsonl --out OUT
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST0:29500 --rdzv-id cache1 \
+        scripts/cache_activations.py --distributed --data D.jsonl --out OUT    # the same on every machine
 """
 
 from __future__ import annotations
@@ -37,6 +43,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--padding-side", default="right", choices=["right", "left"])
     p.add_argument("--overwrite", action="store_true", help="replace a cache of other inputs in --out")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--remote", choices=["local", "ndif"], default=None,
+                   help="with --backend nnsight: 'ndif' runs each trace on NDIF (NDIF_API_KEY; --model a hub id NDIF "
+                        "hosts; token ids leave the machine, weights do not), 'local' dry-runs that path here")
+    p.add_argument("--distributed", action="store_true",
+                   help="split the shards over the ranks of a torchrun job (gloo on CPU, nccl on GPU); rank 0 merges")
     return p.parse_args(argv)
 
 
@@ -48,16 +59,30 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = ModelSpec(**({"base": args.model} if args.model else {}), adapter=args.adapter,
                      dtype=args.model_dtype, device=args.device)
+    if args.remote and args.backend != "nnsight":
+        raise ValueError(f"--remote needs --backend nnsight (got --backend {args.backend})")
+    options = {"backend_options": {"remote": True if args.remote == "ndif" else "local"}} if args.remote else {}
+    run, rank = cache_activations, 0
+    if args.distributed:
+        from activations.distributed import cache_activations_distributed, init_from_env
+
+        run, (rank, _) = cache_activations_distributed, init_from_env()  # each rank on cuda:LOCAL_RANK if on GPU
     try:
         examples = [ex for path in args.data for ex in read_messages_jsonl(path)]
         t0 = time.perf_counter()
-        out = cache_activations(spec, examples, args.sites, args.positions, args.out, args.batch_size,
-                                backend=args.backend, dtype=args.dtype, shard_size=args.shard_size,
-                                padding_side=args.padding_side, overwrite=args.overwrite,
-                                progress=not args.no_progress)
+        out = run(spec, examples, args.sites, args.positions, args.out, args.batch_size,
+                  backend=args.backend, dtype=args.dtype, shard_size=args.shard_size,
+                  padding_side=args.padding_side, overwrite=args.overwrite, progress=not args.no_progress, **options)
     except (InputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if args.distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    if rank != 0:
+        return 0
     cache = ActivationCache(out)
     print(f"cached {len(cache)} rows x {len(cache.sites)} sites ({cache.sites[0]} .. {cache.sites[-1]}) x "
           f"positions {', '.join(cache.positions)}; per position [{len(cache)}, {len(cache.sites)}, {cache.d_model}] "

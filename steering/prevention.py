@@ -118,8 +118,9 @@ def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, 
     evaluate_models(model_specs, items, ["continuation"], out_dir / "evals", batch_size=batch_size)
     timing["evals_s"] = round(time.time() - t1, 1)
     table = prevention_table(ident, out_dir / "evals")
+    blocking = blocking_table(out_dir / "evals")
     ser = pd.DataFrame(series)
-    for name, df in (("prevention.csv", table), ("series.csv", ser)):
+    for name, df in (("prevention.csv", table), ("blocking.csv", blocking), ("series.csv", ser)):
         with atomic_path(out_dir / name) as tmp:
             df.to_csv(tmp, index=False)
     plot_series(ser, out_dir / "series.png")
@@ -131,7 +132,8 @@ def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, 
                            "checkpoint_every": checkpoint_every, "max_steps": max_steps,
                            "prevent": {a: (p.as_params() if p else None) for a, p in specs.items()},
                            "checkpoint_items": [it.id for it in checkpoint_items]},
-                   outputs={"table": "prevention.csv", "series": "series.csv", "plot": "series.png"},
+                   outputs={"table": "prevention.csv", "blocking": "blocking.csv", "series": "series.csv",
+                            "plot": "series.png"},
                    timing=timing, sign="higher = more of the preference / affirms the identity more")
     return {"timing": timing, "table": table.to_dict("records")}
 
@@ -155,6 +157,32 @@ def prevention_table(identity: dict[str, Any], evals_dir: str | Path) -> pd.Data
                 out.append({**row, "group": f"stage{int(float(r['stage']))}", "shift": float(r["diff"]),
                             "shift_lo": float(r["lo"]), "shift_hi": float(r["hi"]), "n": int(float(r["n"]))})
         out += [{**row, **m} for m in _monitoring_shift(evals_dir / "results.csv", arm)]
+    return pd.DataFrame(out)
+
+
+def blocking_table(evals_dir: str | Path, scorer: str = "continuation") -> pd.DataFrame:
+    """Does prevention block the preferences, beyond its control? One row per contrast x group, paired over
+    items (item bootstrap 95% CI): ``self_model - ordinary`` and ``random - ordinary`` (what each prevented tune
+    lost or gained against the ordinary tune) and ``self_model - random`` (the prevention effect beyond a
+    norm-matched random direction prevented the same way: the number a "blocks" claim rests on).
+    Negative = the prevented tune shows less of the preference."""
+    from analysis.stats import paired_bootstrap_diff
+    from evals.results import read_results
+
+    rows = [r for r in read_results(Path(evals_dir) / "results.csv") if r["scorer"] == scorer]
+    by_arm = {a: {r["item_id"]: r for r in rows if r["condition"] == a} for a in ARMS}
+    groups = {"all": lambda r: True, "monitoring": lambda r: r["dimension"] in MONITORING}
+    for s in sorted({int(float(r["stage"])) for r in rows if r.get("stage") not in ("", None)}):
+        groups[f"stage{s}"] = lambda r, s=s: r.get("stage") not in ("", None) and int(float(r["stage"])) == s
+    out = []
+    for a, b in (("self_model", "ordinary"), ("random", "ordinary"), ("self_model", "random")):
+        for g, keep in groups.items():
+            ids = sorted(i for i in set(by_arm[a]) & set(by_arm[b]) if keep(by_arm[a][i]))
+            if not ids:
+                continue
+            e = paired_bootstrap_diff([by_arm[a][i]["value"] for i in ids], [by_arm[b][i]["value"] for i in ids])
+            out.append({"contrast": f"{a} - {b}", "group": g, "diff": e.estimate, "lo": e.lo, "hi": e.hi, "n": e.n,
+                        "ci_excludes_0": bool(e.lo > 0 or e.hi < 0)})
     return pd.DataFrame(out)
 
 

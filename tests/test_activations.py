@@ -332,3 +332,58 @@ def test_backends_agree_with_a_lora_adapter(tiny_model_dir, tmp_path):
         out = make_runner(name, loaded, sites)(batch)
         for s in sites:
             torch.testing.assert_close(out[s.name][real], ref[s.name][real], atol=1e-4, rtol=0, msg=f"{name} {s}")
+
+
+@pytest.mark.parametrize("with_adapter", [False, True])
+def test_tl_and_nnsight_wrap_the_loaded_weights_without_a_copy(tiny_model_dir, tmp_path, with_adapter):
+    """The TransformerLens bridge and the nnsight model run on the loaded model's own parameter tensors:
+    every parameter they hold has the storage of a loaded parameter, and all of the loaded ones are used."""
+    from activations.backend_nnsight import wrap
+    from activations.backend_tl import make_bridge
+    from models import ModelSpec, load_model
+
+    adapter = None
+    if with_adapter:
+        from peft import LoraConfig, get_peft_model
+
+        torch.manual_seed(0)
+        peft_model = get_peft_model(load_model(ModelSpec(base=tiny_model_dir, device="cpu")).model,
+                                    LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))
+        peft_model.save_pretrained(tmp_path / "adapter")
+        adapter = str(tmp_path / "adapter")
+    loaded = load_model(ModelSpec(base=tiny_model_dir, adapter=adapter, device="cpu"))
+    own = {p.data_ptr() for p in loaded.model.parameters()}
+    for name, wrapped in (("transformer_lens", make_bridge(loaded)), ("nnsight", wrap(loaded)[0]._module)):
+        ptrs = {p.data_ptr() for p in wrapped.parameters()}
+        assert ptrs == own, f"{name}: {len(ptrs - own)} parameter tensors are copies"
+        if with_adapter:
+            assert any("lora_A" in n for n, _ in wrapped.named_parameters()), f"{name}: the adapter is not wrapped"
+    if with_adapter:  # a runner keeps the adapter state of the moment it is made: here, switched off
+        sites = parse_sites("resid_post.3", loaded.n_layers)
+        batch = padded(loaded, chat_examples(2, seed=7))
+        real = batch["attention_mask"].bool()
+        with loaded.model.disable_adapter():
+            off = make_runner("nnsight", loaded, sites)
+            base = make_runner("hooks", loaded, sites)(batch)["resid_post.3"]
+        on = make_runner("hooks", loaded, sites)(batch)["resid_post.3"]
+        assert (on - base)[real].abs().max() > 1e-3
+        torch.testing.assert_close(off(batch)["resid_post.3"][real], base[real], atol=1e-4, rtol=0)
+
+
+def test_nnsight_remote_option_reaches_the_trace(tiny_loaded, tmp_path):
+    """``remote="local"`` runs nnsight's remote path (the trace serialised and deserialised as for NDIF, this
+    project's modules hidden) and gives the hooks backend's values; ``remote=True`` refuses a local folder."""
+    sites = parse_sites("resid_pre.1,resid_post.0,resid_post.3", tiny_loaded.n_layers)
+    batch = padded(tiny_loaded, chat_examples(3, seed=6), "left")
+    real = batch["attention_mask"].bool()
+    ref = make_runner("hooks", tiny_loaded, sites)(batch)
+    out = make_runner("nnsight", tiny_loaded, sites, remote="local")(batch)
+    for s in sites:
+        torch.testing.assert_close(out[s.name][real], ref[s.name][real], atol=1e-4, rtol=0, msg=s.name)
+    with pytest.raises(ValueError, match="hub id"):
+        make_runner("nnsight", tiny_loaded, sites, remote=True)
+    with pytest.raises(ValueError, match="has no option remote"):
+        make_runner("hooks", tiny_loaded, sites, remote="local")
+    c = cache_activations(None, chat_examples(2), "resid_post.1", "last_prompt", tmp_path / "c", 2, backend="nnsight",
+                          backend_options={"remote": "local"}, loaded=tiny_loaded, progress=False)
+    assert ActivationCache(c).manifest["params"]["backend_options"] == {"remote": "local"}

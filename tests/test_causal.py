@@ -240,3 +240,8 @@ def test_run_prevention_end_to_end(tiny_spec, tmp_path):
     step0 = ser[ser["step"] == 0].set_index("arm")["projection"]
     assert step0.nunique() == 1  # every arm starts from the same base model
     assert (tmp_path / "series.png").exists() and res["timing"]["total_s"] > 0
+    blk = pd.read_csv(tmp_path / "blocking.csv").set_index(["contrast", "group"])["diff"]
+    assert {"self_model - ordinary", "random - ordinary", "self_model - random"} == set(blk.index.get_level_values(0))
+    for g in ("all", "monitoring"):  # paired means are linear: the control contrast is the difference of the two
+        assert blk[("self_model - random", g)] == pytest.approx(
+            blk[("self_model - ordinary", g)] - blk[("random - ordinary", g)], abs=1e-9)
