@@ -179,3 +179,24 @@ def test_ablation_on_one_model_equals_two_models(tiny_spec, specs, tmp_path):
     assert {r["model"] for r in load_rows(one["results"])} == {"base", "tuned"}
     assert (tmp_path / "one" / "coherence.csv").read_text() == (tmp_path / "two" / "coherence.csv").read_text()
     assert json.loads((tmp_path / "one" / "manifest.json").read_text())["params"]["tuned"]["adapter"] == specs["b"].adapter
+
+
+@pytest.mark.parametrize("backend", ["nnsight", "transformer_lens"])
+def test_backends_read_the_selected_adapter(shared, backend):
+    """The TL/nnsight backends on a view read what the hooks read: the base with none selected, the tune with
+    its adapter (they wrap the model unmerged, in the adapter state of the moment the runner is made)."""
+    from activations.backends import make_runner
+    from activations.sites import parse_sites
+    from models import pad_batch
+
+    sites = parse_sites("resid_post.3", 4)
+    refs = {}
+    for name in (None, "a"):
+        with shared.use(name) as view:
+            encs = [encode_chat(view.tokenizer, ex["messages"]) for ex in chat_examples(3, seed=4)]
+            batch = pad_batch(encs, view.tokenizer.pad_token_id, "right", view.device)
+            real = batch["attention_mask"].bool()
+            refs[name] = make_runner("hooks", view, sites)(batch)["resid_post.3"][real]
+            out = make_runner(backend, view, sites)(batch)["resid_post.3"][real]
+            np.testing.assert_allclose(out.numpy(), refs[name].numpy(), atol=1e-4, rtol=0)
+    assert (refs["a"] - refs[None]).abs().max() > 1e-3  # the adapter matters
