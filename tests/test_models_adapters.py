@@ -200,3 +200,21 @@ def test_backends_read_the_selected_adapter(shared, backend):
             out = make_runner(backend, view, sites)(batch)["resid_post.3"][real]
             np.testing.assert_allclose(out.numpy(), refs[name].numpy(), atol=1e-4, rtol=0)
     assert (refs["a"] - refs[None]).abs().max() > 1e-3  # the adapter matters
+
+
+def test_benchmark_script_runs_on_the_tiny_model(tiny_model_dir, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_one_model.py"
+    spec = importlib.util.spec_from_file_location("benchmark_one_model", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    common = ["--base", tiny_model_dir, "--adapters", str(tmp_path), "--n-adapters", "2"]
+    bench.main(["prepare", *common])
+    for argv in (["setup", "--models", "two"], ["setup", "--models", "one"], ["ablation", "--models", "one"]):
+        capsys.readouterr()
+        bench.main([*argv, *common])
+        res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert res["what"] == argv[0] and res["models"] == argv[2] and res["peak_rss_mib"] > 0 and "note" not in res
+    assert res["ablation_s"] > 0
