@@ -16,6 +16,7 @@ splits, and the held-out accuracies of the layers run by both are printed side b
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -75,8 +76,10 @@ def main(argv=None) -> None:
     print(f"{a.layers} layers x {a.n} examples x {a.d} dims, {len(splits)} grouped folds, probe {a.probe}, "
           f"{a.threads} thread(s), torch on {a.device}")
 
+    load0 = os.getloadavg()[0]
+    stats: dict[str, int] = {}
     t0 = time.perf_counter()
-    tm = cross_validate_layers(a.probe, X, y, groups, splits, n_boot=a.n_boot, device=a.device)
+    tm = cross_validate_layers(a.probe, X, y, groups, splits, n_boot=a.n_boot, device=a.device, stats=stats)
     if a.device.startswith("cuda"):
         torch.cuda.synchronize()
     t_torch = time.perf_counter() - t0
@@ -86,13 +89,19 @@ def main(argv=None) -> None:
     sk = [cross_validate(a.probe, X[L], y, groups, a.folds, n_boot=a.n_boot) for L in range(k)]
     t_sk_run = time.perf_counter() - t0
     t_sk = t_sk_run / k * a.layers
-    print("layer  acc_sklearn  acc_torch")
+    print("layer  acc_sklearn  acc_torch  |diff|")
     for L in range(k):
-        print(f"{L:5d}  {sk[L]['accuracy']:.4f}       {tm[L]['accuracy']:.4f}")
+        print(f"{L:5d}  {sk[L]['accuracy']:.4f}       {tm[L]['accuracy']:.4f}     {abs(sk[L]['accuracy'] - tm[L]['accuracy']):.4f}")
+    if k < a.layers:
+        print("torch on the other layers: " + " ".join(f"{m['accuracy']:.3f}" for m in tm[k:]))
     note = "" if k == a.layers else f" (measured on {k} layer(s): {t_sk_run:.1f} s, extrapolated per layer)"
     print(f"torch  : {t_torch:8.1f} s for all {a.layers} layers ({t_torch / a.layers:.2f} s/layer)")
     print(f"sklearn: {t_sk:8.1f} s for all {a.layers} layers ({t_sk / a.layers:.2f} s/layer){note}")
-    print(f"speed-up: {t_sk / t_torch:.1f}x (shared CPU: timings vary with load)")
+    if stats:
+        print(f"torch solver: {stats.get('newton', 0)} Newton steps, {stats.get('cg', 0)} CG steps "
+              f"(summed over folds and layer chunks)")
+    print(f"speed-up: {t_sk / t_torch:.1f}x; 1-min load average {load0:.1f} before, {os.getloadavg()[0]:.1f} after "
+          f"({os.cpu_count()} CPUs; the machine is shared, timings vary with load)")
 
 
 if __name__ == "__main__":
