@@ -92,3 +92,23 @@ def test_logistic_agrees_primal_branch_and_duplicate_rows(d):
     ref = cross_validate("logistic", X[0], y, groups, 4, n_boot=0)
     assert abs(got["accuracy"] - ref["accuracy"]) <= 0.0105, (got["accuracy"], ref["accuracy"])
     assert ref["accuracy"] > 0.6  # a signal, so agreement is not agreement at chance
+
+
+def test_fit_layers_torch_backend_matches_sklearn(data):
+    """The probes stage's ``backend="torch"``: the same metric lists (paired accuracy with the same bootstrap
+    draws, selectivity) as the sklearn path; mean_diff to rounding, logistic accuracy within 0.01."""
+    from probes.extract import fit_layers, make_design
+
+    X, y, groups, _ = data
+    pairs = [f"{g}-{i // 2}" for i, g in enumerate(groups)]  # rows 2k, 2k+1 of a family answer one prompt
+    design = make_design(y, groups, pairs=pairs, n_boot=50)
+    out = {b: fit_layers(lambda L: X[L], design, [0, 1], ("mean_diff", "logistic"), n_boot=50, backend=b)
+           for b in ("sklearn", "torch")}
+    np.testing.assert_allclose(out["torch"][0], out["sklearn"][0])
+    sk, tm = out["sklearn"][2], out["torch"][2]
+    assert set(tm["logistic"]) == set(sk["logistic"]) and "paired_accuracy" in sk["logistic"]
+    for k in ("accuracy", "auroc", "paired_accuracy", "paired_accuracy_lo", "n"):
+        np.testing.assert_allclose(tm["mean_diff"][k], sk["mean_diff"][k], atol=1e-6, err_msg=k)
+    np.testing.assert_allclose(tm["logistic"]["accuracy"], sk["logistic"]["accuracy"], atol=0.01)
+    with pytest.raises(ProbeError, match="unknown probe backend"):
+        fit_layers(lambda L: X[L], design, [0], ("mean_diff",), backend="jax")
