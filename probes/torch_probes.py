@@ -127,6 +127,16 @@ def _precondition(res: torch.Tensor, V: torch.Tensor, Vt: torch.Tensor, Tinv: to
     return res + torch.bmm(V, sol - c)
 
 
+def _hvp(F: torch.Tensor, Ft: torch.Tensor, w: torch.Tensor, p: torch.Tensor, layers: torch.Tensor) -> torch.Tensor:
+    """(I + F^T diag(w) F) p for the layers still iterating (the others get p: their CG step is void)."""
+    if bool(layers.all()):
+        return torch.bmm(Ft, w * torch.bmm(F, p)) + p
+    out = p.clone()
+    for b in torch.nonzero(layers).flatten().tolist():
+        out[b] += Ft[b] @ (w[b] * (F[b] @ p[b]))
+    return out
+
+
 def _newton_cg(F: torch.Tensor, yy: torch.Tensor, masks: torch.Tensor, Cs: torch.Tensor, tol: float,
                max_iter: int, rank: int, seed: int) -> tuple[torch.Tensor, dict[str, int]]:
     """beta [B, r, P] minimising, for every layer b and problem p,
@@ -181,7 +191,7 @@ def _newton_cg(F: torch.Tensor, yy: torch.Tensor, masks: torch.Tensor, Cs: torch
             if not bool(active.any()):
                 break
             stats["cg"] += 1
-            Hp = torch.bmm(Ft, w * torch.bmm(F, p)) + p
+            Hp = _hvp(F, Ft, w, p, active.any(1))
             alpha = torch.where(active, rz / (p * Hp).sum(1).clamp_min(1e-30), torch.zeros_like(rz))
             x = x + alpha[:, None] * p
             res = res - alpha[:, None] * Hp
