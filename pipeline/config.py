@@ -26,7 +26,8 @@ DEFAULTS: dict[str, Any] = {
              "n_identity": 0, "n_instruction": 0, "rank": 0, "alpha": 0, "lr": 0.0, "epochs": 0,
              "batch_size": 0, "data_dir": ""},  # 0 = the profile's value (tuning/profiles.py)
     "identity": {"max_questions": 0},
-    "probes": {"n_per_condition": 80, "max_eval_per_dimension": 4, "batch_size": 16},
+    "probes": {"n_per_condition": 80, "max_eval_per_dimension": 4, "batch_size": 16,
+               "backend": "sklearn"},  # torch: probes.torch_probes, all layers at once (on the GPU when there is one)
     "evals": {"scorers": ["continuation"], "dimensions": [], "batch_size": 16, "max_items_per_dimension": 0,
               "token_budget": 0},  # 0 = input-order batches; N = length-sorted batches of <= N padded tokens
     "steering": {"profile": "fast", "conditions": [], "doses": [], "n_random": 5, "layers": [],
@@ -171,6 +172,7 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
     at_least("probes.n_per_condition", p["n_per_condition"], 1)
     at_least("probes.max_eval_per_dimension", p["max_eval_per_dimension"], 0)
     at_least("probes.batch_size", p["batch_size"], 1)
+    one_of("probes.backend", p["backend"], ("sklearn", "torch"))
     e = cfg["evals"]
     if not e["scorers"]:
         raise bad("evals.scorers", e["scorers"], f"list at least one of {', '.join(SCORERS)}")

@@ -110,7 +110,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         p = cfg["probes"]
         return run_probes(spec, adapters, folder, n_per_condition=p["n_per_condition"], seed=seed,
                           max_eval_per_dimension=p["max_eval_per_dimension"] or None,
-                          cache_dir=root / "activations", batch_size=p["batch_size"])
+                          cache_dir=root / "activations", batch_size=p["batch_size"], probe_backend=p["backend"])
     stages.append(Stage("probes", run_probes_stage, {"model": prov, "probes": cfg["probes"], "seed": seed, "items": items_sha},
                         after=tune_names))
 

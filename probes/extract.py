@@ -28,9 +28,12 @@ from probes.estimators import ProbeError
 from probes.evaluate import (
     LATE_FRACTION,
     PHRASING_SPLITS,
+    ClusterBootstrap,
     Splits,
     cross_validate,
     make_splits,
+    pair_index,
+    paired_metrics,
     select_layer,
     selectivity,
 )
@@ -43,6 +46,7 @@ SELECTION_RULE = (f"best selectivity (held-out accuracy of the mean_diff probe m
 METRIC_KEYS = ("accuracy", "accuracy_lo", "accuracy_hi", "auroc", "auroc_lo", "auroc_hi", "fold_accuracy_sd",
                "n", "n_families", "n_folds")
 PER_ROW = ("oof", "correct")  # arrays cross_validate returns beside its scalar metrics
+BACKENDS = ("sklearn", "torch")  # torch: probes.torch_probes, all layers at once (same metrics, same splits)
 
 
 def check_layers(cache: ActivationCache, layers: Sequence[int] | None, site_kind: str = "resid_post") -> list[int]:
@@ -95,34 +99,61 @@ def make_design(y, groups, *, phrasings: Sequence[Any] | None = None, pairs: Seq
 
 def fit_layers(load, design: Design, layers: list[int], probes: Sequence[str], n_boot: int = 500, seed: int = 0,
                desc: str = "probe", probe_kwargs: dict[str, dict] | None = None,
-               remove: Callable[[int], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+               remove: Callable[[int], np.ndarray] | None = None, backend: str = "sklearn",
+               device: str | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """For each layer: X = load(L); returns raw mean-diff rows, residual norms and per-probe metric lists.
 
     ``remove(L)``: vectors whose span is projected out of the direction at layer L (raw and mean_diff probe).
+    ``backend="torch"``: the probes are fitted for all layers at once by ``probes.torch_probes`` on ``device``
+    (the sklearn path stays for ``remove`` and ``probe_kwargs``); held-out accuracy agrees within 0.01.
     """
+    if backend not in BACKENDS:
+        raise ProbeError(f"unknown probe backend {backend!r}; use one of {', '.join(BACKENDS)}")
     y = design.y
     raws, norms = [], []
     per_probe: dict[str, dict[str, list]] = {p: {} for p in probes}
     if remove is not None and set(probes) - {"mean_diff"}:
         raise ProbeError("a direction with a span projected out is evaluated with the mean_diff probe only")
+    batched = backend == "torch" and remove is None and not probe_kwargs
+    held = []
     for L in tqdm(layers, desc=desc, unit="layer", leave=False):
         X = load(L)
         raw = X[y == 1].mean(0, dtype=np.float64) - X[y == 0].mean(0, dtype=np.float64)
         basis = None if remove is None else orthonormal_basis(remove(L))
         raws.append(raw if basis is None else project_out(raw, basis))
         norms.append(float(np.linalg.norm(X, axis=1).mean()))
+        if batched:
+            held.append(X)
+            continue
         for p in probes:
             kw = dict((probe_kwargs or {}).get(p) or {})
             if basis is not None:
                 kw["remove"] = basis
             m = cross_validate(p, X, y, design.groups, n_boot=n_boot, seed=seed, probe_kwargs=kw,
                                splits=design.splits, pairs=design.pairs, polarity=design.polarity)
-            if design.lexical is not None:
-                m.update(selectivity(m["correct"], design.lexical["correct"], design.groups, n_boot, seed))
-            for k, v in m.items():
-                if k not in PER_ROW:
-                    per_probe[p].setdefault(k, []).append(v)
+            _add_metrics(per_probe[p], m, design, n_boot, seed)
+    if batched and held:
+        from probes.torch_probes import cross_validate_layers
+
+        boot = ClusterBootstrap(design.groups, n_boot, seed) if n_boot else None  # cross_validate's draws
+        pairs = None if design.pairs is None else pair_index(y, design.pairs, design.polarity)
+        for p in probes:
+            for m in cross_validate_layers(p, np.stack(held), y, design.groups, design.splits, n_boot=n_boot,
+                                           seed=seed, device=device):
+                m.pop("C", None)
+                if pairs is not None:
+                    m.update(paired_metrics(m["oof"], pairs, design.groups, boot))
+                _add_metrics(per_probe[p], m, design, n_boot, seed)
     return np.asarray(raws, dtype=np.float32), np.asarray(norms, dtype=np.float32), per_probe
+
+
+def _add_metrics(into: dict[str, list], m: dict[str, Any], design: Design, n_boot: int, seed: int) -> None:
+    """Append one layer's metrics (with the selectivity against the lexical baseline) to the per-probe lists."""
+    if design.lexical is not None:
+        m.update(selectivity(m["correct"], design.lexical["correct"], design.groups, n_boot, seed))
+    for k, v in m.items():
+        if k not in PER_ROW:
+            into.setdefault(k, []).append(v)
 
 
 def _metrics(layers: list[int], per_probe: dict[str, dict[str, list]], n_model_layers: int | None,
@@ -169,13 +200,15 @@ def contrast_direction(cache: ActivationCache | str, name: str, positive: Any, n
                        site_kind: str = "resid_post", provenance: dict | None = None, *,
                        examples: Sequence[dict] | dict[str, dict] | None = None,
                        phrasing_splits: int = PHRASING_SPLITS,
-                       remove: dict[str, Direction] | None = None) -> Direction:
+                       remove: dict[str, Direction] | None = None, backend: str = "sklearn",
+                       device: str | None = None) -> Direction:
     """The ``positive`` minus ``negative`` direction (by ``label_field``) at ``position``, per layer.
 
     ``examples`` (the cached examples, matched by id) supply the answer text (lexical baseline and
     selectivity), ``pair_id`` (paired accuracy), ``phrasing`` (family x phrasing splits) and
     ``question_polarity`` (paired accuracy per polarity); without them only family CV runs.
     ``remove``: directions whose span (per layer, Gram-Schmidt) is projected out of this one.
+    ``backend``/``device``: ``fit_layers``'s (``torch``: all layers at once).
     """
     cache = cache if isinstance(cache, ActivationCache) else ActivationCache(cache)
     labels = cache.column(label_field)
@@ -201,7 +234,8 @@ def contrast_direction(cache: ActivationCache | str, name: str, positive: Any, n
             d.validate_width(cache.d_model, f"cache {cache.path}")
         basis = lambda L: np.stack([d.raw[d.row(L)] for d in remove.values()])  # noqa: E731
     raw, norms, per_probe = fit_layers(lambda L: cache.load(f"{site_kind}.{L}", position, rows), design, layers,
-                                       probes, n_boot, seed, desc=name, remove=basis)
+                                       probes, n_boot, seed, desc=name, remove=basis, backend=backend,
+                                       device=device)
     prov = {"kind": "contrast", "cache": str(cache.path), "model": cache.manifest.get("inputs", {}).get("model"),
             "cache_key": cache.manifest.get("key"), "label_field": label_field, "positive": positive,
             "negative": negative, "group_field": group_field, "n_positive": int(y.sum()),

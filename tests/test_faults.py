@@ -330,6 +330,7 @@ def test_removed_upstream_output_reruns_downstream(tmp_path):
     ({"model": {"base": "/no/such/model/dir"}}, "model.base"),
     ({"model": {"device": "tpu"}}, "model.device"),
     ({"probes": {"n_per_condition": -1}}, "probes.n_per_condition"),
+    ({"probes": {"backend": "jax"}}, "probes.backend"),
     ({"tune": {"conditions": []}}, "tune.conditions"),
     ({"tune": {"conditions": ["concious"]}}, "tune.conditions"),
     ({"steering": {"conditions": ["self_modle"]}}, "steering.conditions"),
