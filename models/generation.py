@@ -133,17 +133,17 @@ def generate_tokens(loaded: Any, encodings: Sequence[Any], settings: dict[str, A
 def generate(loaded: Any, prompts: Sequence[list[dict[str, str]]], max_new_tokens: int = 96,
              temperature: float = 0.7, seed: int = 0, batch_size: int = 8, before_batch: Any = None,
              with_truncated: bool = False, token_budget: int | None = None, row_seeds: bool | None = None,
-             ) -> list[str] | list[tuple[str, bool]]:
+             rows: Sequence[int] | None = None) -> list[str] | list[tuple[str, bool]]:
     """Seeded free-form answers to chat ``prompts`` (``generate_tokens``: left-padded batches, the model's
     chat template, every sampling parameter explicit), decoded without special tokens. ``temperature=0``
     decodes greedily. ``with_truncated``: ``(text, truncated)`` pairs, ``truncated`` when the answer hit
-    ``max_new_tokens`` without an end-of-turn token."""
+    ``max_new_tokens`` without an end-of-turn token. ``rows``: each prompt's global index (its sampler's seed)."""
     from models.chat import encode_chat
 
     tok = loaded.tokenizer
     encs = [encode_chat(tok, m) for m in prompts]
     toks = generate_tokens(loaded, encs, sampling_settings(max_new_tokens, temperature), batch_size, token_budget,
-                           seed, row_seeds, before_batch)
+                           seed, row_seeds, before_batch, rows)
     eos = eos_ids(loaded)
     texts = [tok.decode(t, skip_special_tokens=True).strip() for t in toks]
     return [(s, truncated(t, eos, max_new_tokens)) for s, t in zip(texts, toks)] if with_truncated else texts

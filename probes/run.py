@@ -110,12 +110,14 @@ def metric_rows(directions: dict[str, Direction]) -> list[dict[str, Any]]:
 
 
 def _cache_model(spec: ModelSpec, datasets: dict[str, tuple[list[dict], list[str]]], cache_dir: Path,
-                 batch_size: int, progress: bool, loaded=None) -> dict[str, ActivationCache]:
+                 batch_size: int, progress: bool, loaded=None, token_budget: int | None = None,
+                 ) -> dict[str, ActivationCache]:
     """Cache each dataset (name -> (examples, positions)) through one loaded model."""
     loaded = loaded or load_model(spec)
     root = cache_dir / spec.slug
     return {name: ActivationCache(cache_activations(spec, exs, SITES, positions, root / name, batch_size,
-                                                    loaded=loaded, overwrite=True, progress=progress))
+                                                    loaded=loaded, overwrite=True, progress=progress,
+                                                    token_budget=token_budget))
             for name, (exs, positions) in datasets.items()}
 
 
@@ -126,7 +128,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
                seed: int = 0, n_splits: int = 5, n_boot: int = 300,
                logistic_for: Sequence[str] = ("self_model", "self_model_last_prompt", "toaster", "human"),
                reextract: bool | Sequence[str] = True, batch_size: int = 8, progress: bool = True,
-               loaded=None, phrasing_splits: int = PHRASING_SPLITS) -> dict[str, Any]:
+               loaded=None, phrasing_splits: int = PHRASING_SPLITS, token_budget: int | None = None) -> dict[str, Any]:
     """Run the probes stage; return a summary (selected layers, accuracies, key cosines, paths).
 
     ``adapters`` maps a tuned condition (``conscious``, ``not_conscious``, ``toaster``, ``human``) to its
@@ -137,6 +139,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
     each costs one pass of the identity data through that model, the tune shifts only need the prompts.
     ``loaded``: the base model already in memory (optional). ``phrasing_splits``: folds of answer
     phrasings crossed with the ``n_splits`` family folds when the identity examples carry ``phrasing``.
+    ``token_budget``: length-sorted caching batches (``activations.cache_activations``).
     """
     base_spec = base_spec or ModelSpec()
     out = Path(out_dir)
@@ -179,7 +182,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
             datasets["identity_followup"] = (examples["identity_followup"], ["last_prompt"])
             datasets["controls"] = (examples["controls"], ["response_mean"])
         caches[name] = _cache_model(spec, datasets, cache_dir, batch_size, progress,
-                                    loaded if name == "base" else None)
+                                    loaded if name == "base" else None, token_budget)
         gc.collect()
 
     # 2. directions
