@@ -88,10 +88,10 @@ def test_steering_items_packed_per_pass_equal_one_item_at_a_time(tiny_loaded, tm
     b = {tuple(r[k] for k in key): r["score"] for r in packed}
     assert a.keys() == b.keys() and len(a) == len(plain)
     diff = max(abs(a[k] - b[k]) for k in a)
-    if readouts == ("continuation",):
-        assert diff == 0.0  # mean_logprobs: bitwise (measured)
-    else:
-        assert diff < 1e-5  # the output head on differently shaped [rows, D] inputs (measured <= 6e-8)
+    # bitwise unless a row meets a batch without padding in one plan and a padded batch in the other: the
+    # model's SDPA then takes its causal kernel instead of the masked one (hidden states differ by ~1e-7; the
+    # output head is not the cause). Measured here: 0 to 7.3e-8 (tiny model).
+    assert diff < 1e-6
     assert len({round(v, 6) for v in a.values()}) > 5  # arms and items differ
 
 
