@@ -7,7 +7,8 @@
   edit (``steering.experiment.score_items`` with ``token_budget``);
 - ``naive`` (``--naive``): one ``add`` context and one pass over the items per arm.
 
-Prints wall time, item-arms scored per second, the ratio old / new and the largest score difference.
+Prints wall and CPU time, item-arms scored per second, the ratio old / new and the largest score difference.
+The padded tokens of each plan are printed too (the work the sorting saves).
 
     python scripts/benchmark_steering.py --items 8 --token-budget 4096 --batch-size 64
 """
@@ -49,6 +50,22 @@ def score(loaded, items, arms, edits, readout, batch_size, token_budget=None, pe
     return np.concatenate(out)
 
 
+def padded(loaded, items, arms, readout, batch_size, token_budget, per_pass) -> int:
+    """Padded tokens (rows x longest row, summed over batches) of a plan, as the scorers batch them."""
+    from evals.scorers import choice_encodings
+    from models.batching import plan_batches
+
+    total = 0
+    for lo in range(0, len(items), per_pass):
+        group = items[lo:lo + per_pass]
+        encs = [e for pr in pair_encodings(loaded, group) for e in pr] if readout == "continuation" else \
+            choice_encodings(loaded.tokenizer, group)
+        lens = [len(e) for i in range(len(group)) for _ in arms for e in encs[2 * i:2 * i + 2]]
+        total += sum(len(b) * max(lens[i] for i in b) for b in plan_batches(lens, batch_size, token_budget,
+                                                                             token_budget is not None))
+    return total
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", default=ModelSpec().base)
@@ -80,19 +97,22 @@ def main(argv=None) -> None:
     items = load_items(["cot_monitoring", "interp_monitoring"], kinds=["pair", "action"])[:a.items]
     edits = arm_edits(arms, conds, n)
     score(loaded, items[:1], arms[:2], arm_edits(arms[:2], conds, n), a.readout, a.old_batch)  # warm-up
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     old = score(loaded, items, arms, edits, a.readout, a.old_batch)
-    t_old = time.perf_counter() - t
-    t = time.perf_counter()
+    t_old, c_old = time.perf_counter() - t, time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
     new = score(loaded, items, arms, edits, a.readout, a.batch_size, a.token_budget, a.items_per_pass)
-    t_new = time.perf_counter() - t
+    t_new, c_new = time.perf_counter() - t, time.process_time() - c
     k = len(items) * len(arms)
+    print(f"padded tokens: old {padded(loaded, items, arms, a.readout, a.old_batch, None, 1)}, new "
+          f"{padded(loaded, items, arms, a.readout, a.batch_size, a.token_budget, a.items_per_pass)}")
     print(f"model {loaded.spec.slug}, readout {a.readout}: {len(items)} items x {len(arms)} arms = {k} scores "
           f"({2 * k} rows)")
-    print(f"old (per item, batch {a.old_batch} rows, input order)          : {t_old:8.2f} s  {k / t_old:7.2f} item-arms/s")
+    print(f"old (per item, batch {a.old_batch} rows, input order)          : {t_old:8.2f} s  {k / t_old:7.2f} item-arms/s  (CPU {c_old:.1f} s)")
     print(f"new ({a.items_per_pass} items/pass, <= {a.batch_size} rows, <= {a.token_budget} tokens, sorted): "
-          f"{t_new:8.2f} s  {k / t_new:7.2f} item-arms/s")
-    print(f"speed-up old/new: {t_old / t_new:.2f}x   max |new - old| = {np.abs(new - old).max():.2e}")
+          f"{t_new:8.2f} s  {k / t_new:7.2f} item-arms/s  (CPU {c_new:.1f} s)")
+    print(f"speed-up old/new: {t_old / t_new:.2f}x wall, {c_old / c_new:.2f}x CPU   "
+          f"max |new - old| = {np.abs(new - old).max():.2e}")
     if a.naive and a.readout == "continuation":
         encs = pair_encodings(loaded, items)
         rows = [e for pr in encs for e in pr]
