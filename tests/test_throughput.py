@@ -15,21 +15,14 @@ from activations.cache import ActivationCache, CacheError, cache_activations
 from evals.items import load_items
 from models import encode_chat
 from models.generation import generate, generate_tokens, sampling_settings
-from probes.directions import Direction
 from steering.arms import arm_edits, condition_directions, steering_arms
 from steering.coherence import coherence_guard
 from steering.experiment import score_items
 from steering.results import ChunkStore
 from tests.conftest import chat_examples
+from tests.test_steering_experiment import _dirs  # the same random directions
 from tuning.identity_check import affirmation_scores, check_items
 from tuning.instructions import load_instructions, self_distill
-
-
-def _dirs(loaded, seed=0):
-    rng = np.random.default_rng(seed)
-    n, d = loaded.n_layers, loaded.d_model
-    return {k: Direction(k, list(range(n)), rng.standard_normal((n, d)), np.full(n, 2.0),
-                         metrics={"selected_layer": 1}) for k in ("self_model", "toaster")}
 
 
 def test_cache_token_budget_same_rows_in_input_order(tiny_loaded, tmp_path):
