@@ -45,6 +45,7 @@ from artifacts import (
     write_manifest,
 )
 from artifacts.hashing import hash_file, hash_path
+from models.batching import plan_batches
 from models.chat import encode_chat, pad_batch
 from models.loading import LoadedModel, load_model, resolve_base
 from models.spec import ModelSpec
@@ -120,7 +121,8 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
                       batch_size: int = 8, *, backend: str = "hooks", dtype: str = "float32",
                       shard_size: int = 256, padding_side: str = "right", chat_template: str | None = None,
                       loaded: LoadedModel | None = None, overwrite: bool = False, progress: bool = True,
-                      too_long: str = "error", backend_options: dict[str, Any] | None = None) -> Path:
+                      too_long: str = "error", backend_options: dict[str, Any] | None = None,
+                      token_budget: int | None = None) -> Path:
     """Cache ``sites`` x ``positions`` for ``examples`` (dicts with ``messages``); return ``out_dir``.
 
     Skips work when ``out_dir`` already holds a finished cache of the same inputs; resumes an
@@ -128,25 +130,32 @@ def cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dic
     One writer at a time: ``out_dir`` is locked for the run (``artifacts.lock``); a folder holding another
     kind of artifact is refused, even with ``overwrite``. An example longer than the model's context is
     an error, or (``too_long="truncate"``) cut to the context with a warning. ``backend_options`` go to the
-    backend (``nnsight``: ``{"remote": "local"|True}``, see ``activations.backend_nnsight``).
+    backend (``nnsight``: ``{"remote": "local"|True}``, see ``activations.backend_nnsight``). ``token_budget``:
+    within each shard, rows are length-sorted and packed into batches of at most ``batch_size`` rows and
+    ``token_budget`` padded tokens (``models.batching``); shards still hold their rows in input order (None:
+    input-order batches).
     """
     for name, v in (("batch_size", batch_size), ("shard_size", shard_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise CacheError(f"{name} is {v!r}; it must be a positive integer")
     if too_long not in TOO_LONG:
         raise CacheError(f"too_long is {too_long!r}; use one of {', '.join(TOO_LONG)}")
+    if token_budget is not None and (isinstance(token_budget, bool) or not isinstance(token_budget, int)
+                                     or token_budget < 1):
+        raise CacheError(f"token_budget is {token_budget!r}; it must be a positive integer (or None: no budget)")
     with folder_lock(out_dir):
         return _cache_activations(model_spec, examples, sites, positions, out_dir, batch_size, backend=backend,
                                   dtype=dtype, shard_size=shard_size, padding_side=padding_side,
                                   chat_template=chat_template, loaded=loaded, overwrite=overwrite,
-                                  progress=progress, too_long=too_long, backend_options=backend_options or {})
+                                  progress=progress, too_long=too_long, backend_options=backend_options or {},
+                                  token_budget=token_budget)
 
 
 def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[dict[str, Any]],
                        sites: str | list[str], positions: str | list[str], out_dir: str | os.PathLike,
                        batch_size: int, *, backend: str, dtype: str, shard_size: int, padding_side: str,
                        chat_template: str | None, loaded: LoadedModel | None, overwrite: bool, progress: bool,
-                       too_long: str, backend_options: dict[str, Any]) -> Path:
+                       too_long: str, backend_options: dict[str, Any], token_budget: int | None = None) -> Path:
     out = Path(out_dir)
     if not examples:
         raise CacheError("no examples to cache; the dataset is empty")
@@ -171,6 +180,8 @@ def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[di
         params["too_long"] = too_long
     if backend_options:  # likewise: only a cache made with options records them
         params["backend_options"] = backend_options
+    if token_budget is not None:  # likewise
+        params["token_budget"] = token_budget
     inputs = {**model_provenance(spec), "dataset_sha256": dataset_hash(examples)}
     key = cache_key(inputs, params)
 
@@ -209,22 +220,24 @@ def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[di
         if shard_file.exists():  # finished in an earlier, interrupted run
             bar.update(hi - lo)
             continue
-        acc: dict[str, list[torch.Tensor]] = {p: [] for p in positions}
-        for b0 in range(0, hi - lo, batch_size):
-            benc = encs[b0:b0 + batch_size]
+        acc: dict[str, list] = {p: [None] * (hi - lo) for p in positions}  # per row of the shard, input order
+        for bidx in plan_batches([len(e) for e in encs], batch_size, token_budget, sort=token_budget is not None):
+            benc = [encs[j] for j in bidx]
             batch = pad_batch(benc, tok.pad_token_id, padding_side, loaded.device)
             acts = runner(batch)
             for p in positions:
                 per_site = [reduce_positions(acts[s.name].float(), benc, batch["offset"], p) for s in site_list]
                 if p == "all":
-                    for j in range(len(benc)):
+                    for j, r in enumerate(bidx):
                         t = torch.stack([ps[j] for ps in per_site], 1)  # [T_j, n_sites, D]
-                        _check_finite(t.abs().amax(0)[None], [rows[lo + b0 + j]], site_list, p)  # amax keeps NaN
-                        acc[p].append(t.to(torch_dtype).cpu())
+                        _check_finite(t.abs().amax(0)[None], [rows[lo + r]], site_list, p)  # amax keeps NaN
+                        acc[p][r] = t.to(torch_dtype).cpu()
                 else:
                     t = torch.stack(per_site, 1)  # [B, n_sites, D]
-                    _check_finite(t, rows[lo + b0:lo + b0 + len(benc)], site_list, p)
-                    acc[p].append(t.to(torch_dtype).cpu())
+                    _check_finite(t, [rows[lo + r] for r in bidx], site_list, p)
+                    t = t.to(torch_dtype).cpu()  # one copy off the device per batch
+                    for j, r in enumerate(bidx):
+                        acc[p][r] = t[j]
             del acts, per_site  # free this batch's [B, T, D] activations before the next forward pass
             bar.update(len(benc))
         tensors = {}
@@ -234,7 +247,7 @@ def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[di
                 tensors["all"] = torch.cat(acc[p]).contiguous()
                 tensors["all.offsets"] = torch.tensor(np.concatenate([[0], np.cumsum(lens)]), dtype=torch.long)
             else:
-                tensors[p] = torch.cat(acc[p]).contiguous()
+                tensors[p] = torch.stack(acc[p]).contiguous()
         with atomic_path(shard_file) as tmp:
             save_file(tensors, str(tmp), metadata={"rows": json.dumps([r["id"] for r in rows[lo:hi]])})
             shard_log[shard_file.name] = _shard_record(tmp)  # recorded before the shard gets its name

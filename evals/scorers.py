@@ -27,12 +27,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from evals.items import Item
 from evals.logprobs import mean_logprobs, next_token_logprobs
-from models import LoadedModel, encode_chat, pad_batch
-from models.generation import eos_ids, sampling_settings, truncated
+from models import LoadedModel, encode_chat
+from models.generation import generate  # noqa: F401  (re-exported: the one generation path)
 
 SIGN = {
     "continuation": "higher = more of the preference (mean logprob pref - rej; > 0 prefers it)",
@@ -149,38 +148,6 @@ def choice(loaded: LoadedModel, items: Sequence[Item], batch_size: int = 8,
     v = choice_values(lp)
     return [_row("choice", it, v["value"][i], p_pref_as_a=v["p_pref_as_a"][i], p_pref_as_b=v["p_pref_as_b"][i],
                  letter_mass=float(v["letter_mass"][i])) for i, it in enumerate(items)]
-
-
-def generate(loaded: LoadedModel, prompts: Sequence[list[dict[str, str]]], max_new_tokens: int = 96,
-             temperature: float = 0.7, seed: int = 0, batch_size: int = 8,
-             before_batch: BeforeBatch = None, with_truncated: bool = False) -> list[str] | list[tuple[str, bool]]:
-    """Seeded free-form answers to chat ``prompts`` (left-padded batches, models chat template).
-
-    The seed is reset to ``seed + lo`` before each batch, so a batch's samples do not depend on the
-    batches before it. ``temperature=0`` decodes greedily. Every sampling parameter is passed
-    (``models.generation.sampling_settings``), so the checkpoint's generation_config cannot change them.
-    ``with_truncated``: return ``(text, truncated)`` pairs, ``truncated`` when the answer hit
-    ``max_new_tokens`` without an end-of-turn token.
-    """
-    tok = loaded.tokenizer
-    settings = sampling_settings(max_new_tokens, temperature)
-    eos = eos_ids(loaded)
-    out: list = []
-    for lo in range(0, len(prompts), batch_size):
-        hi = min(len(prompts), lo + batch_size)
-        encs = [encode_chat(tok, m) for m in prompts[lo:hi]]
-        batch = pad_batch(encs, tok.pad_token_id, "left", loaded.device)
-        if before_batch is not None:
-            before_batch(lo, hi)
-        torch.manual_seed(seed + lo)
-        with torch.no_grad():
-            gen = loaded.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                        pad_token_id=tok.pad_token_id, **settings)
-        n = batch["input_ids"].shape[1]
-        for g in gen:
-            text = tok.decode(g[n:], skip_special_tokens=True).strip()
-            out.append((text, truncated(g[n:].tolist(), eos, max_new_tokens)) if with_truncated else text)
-    return out
 
 
 def judged(loaded: LoadedModel, items: Sequence[Item], judge: Any, batch_size: int = 8,

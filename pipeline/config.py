@@ -24,16 +24,18 @@ DEFAULTS: dict[str, Any] = {
     "model": {"base": "embedded:smollm2-135m-instruct", "dtype": "auto", "device": "auto", "device_map": ""},
     "tune": {"conditions": ["conscious", "not_conscious", "toaster", "human"], "profile": "fast",
              "n_identity": 0, "n_instruction": 0, "rank": 0, "alpha": 0, "lr": 0.0, "epochs": 0,
-             "batch_size": 0, "data_dir": ""},  # 0 = the profile's value (tuning/profiles.py)
-    "identity": {"max_questions": 0},
-    "probes": {"n_per_condition": 80, "max_eval_per_dimension": 4, "batch_size": 16,
+             "batch_size": 0, "data_dir": "", "distill_batch_size": 0, "distill_token_budget": 0},
+    # 0 = the profile's value (tuning/profiles.py); distill_*: the self-distillation's generation batches
+    "identity": {"max_questions": 0, "batch_size": 16, "token_budget": 0},
+    "probes": {"n_per_condition": 80, "max_eval_per_dimension": 4, "batch_size": 16, "token_budget": 0,
                "backend": "sklearn"},  # torch: probes.torch_probes, all layers at once (on the GPU when there is one)
     "evals": {"scorers": ["continuation"], "dimensions": [], "batch_size": 16, "max_items_per_dimension": 0,
               "token_budget": 0},  # 0 = input-order batches; N = length-sorted batches of <= N padded tokens
     "steering": {"profile": "fast", "conditions": [], "doses": [], "n_random": 5, "layers": [],
                  "readouts": ["continuation", "choice"], "positions": "prompt", "calibrate": True, "n_null": 20,
-                 "scorer": ""},  # scorer: old single-readout field, added to readouts when set
-    "ablation": {"enabled": True, "n_random": 5},
+                 "scorer": "", "batch_size": 0, "token_budget": 0, "items_per_pass": 0},
+    # scorer: old single-readout field, added to readouts when set; batch_size/items_per_pass 0 = the profile's
+    "ablation": {"enabled": True, "n_random": 5, "batch_size": 0, "token_budget": 0},
     "report": {"title": ""},
     # judged scoring (off while base_url is empty); api_key_env is the NAME of the variable holding the key
     "judge": {"base_url": "", "model": "", "api_key_env": "", "concurrency": 16, "samples_per_item": 10,
@@ -49,6 +51,13 @@ DEFAULTS: dict[str, Any] = {
                    "checkpoint_items": 2, "max_steps": 0, "max_items_per_dimension": 8, "batch_size": 16},
     # layer -1 = self_model's selected layer; max_items_per_dimension: evaluation items per dimension and kind
 }
+# Throughput keys: token_budget 0 = today's batches (input order, batch_size rows); N = rows length-sorted and
+# packed into batches of at most batch_size rows and N padded tokens, results in input order (models.batching).
+# They change how rows are batched, not which results are computed, so stage keys leave them out (THROUGHPUT_KEYS);
+# a sampled generation (distillation) under a budget uses per-row seeds and is keyed (tuning.instructions).
+THROUGHPUT_KEYS = {"identity": ("batch_size", "token_budget"), "probes": ("token_budget",),
+                   "evals": ("token_budget",), "steering": ("batch_size", "token_budget", "items_per_pass"),
+                   "ablation": ("batch_size", "token_budget")}
 
 
 class ConfigError(SelfModelError):
@@ -168,6 +177,16 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
         raise bad("tune.data_dir", t["data_dir"], "that folder does not exist; give the folder of the original "
                   "JSONL files, or leave it empty for the shipped datasets")
     at_least("identity.max_questions", cfg["identity"]["max_questions"], 0)
+    for field, lo in (("tune.distill_batch_size", 0), ("tune.distill_token_budget", 0), ("identity.batch_size", 1),
+                      ("identity.token_budget", 0), ("probes.token_budget", 0), ("evals.token_budget", 0),
+                      ("steering.batch_size", 0), ("steering.token_budget", 0), ("steering.items_per_pass", 0),
+                      ("ablation.batch_size", 0), ("ablation.token_budget", 0)):
+        sec, key = field.split(".")
+        v = cfg[sec][key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise bad(field, v, f"it must be an integer >= {lo}" + (
+                " (0 = input-order batches; N = length-sorted batches of at most N padded tokens)"
+                if key.endswith("token_budget") else " (0 = the default)" if lo == 0 else ""))
     p = cfg["probes"]
     at_least("probes.n_per_condition", p["n_per_condition"], 1)
     at_least("probes.max_eval_per_dimension", p["max_eval_per_dimension"], 0)

@@ -28,13 +28,18 @@ from artifacts import atomic_write_json, atomic_write_text, hash_file, hash_json
 from artifacts.atomic import to_jsonable
 from models import ModelSpec
 from pipeline import judging
-from pipeline.config import dump_toml
+from pipeline.config import THROUGHPUT_KEYS, dump_toml
 from pipeline.runner import Stage
 
 
 def model_spec(cfg: dict[str, Any]) -> ModelSpec:
     m = cfg["model"]
     return ModelSpec(base=m["base"], dtype=m["dtype"], device=m["device"], device_map=m["device_map"] or None)
+
+
+def keyed(cfg: dict[str, Any], section: str) -> dict[str, Any]:
+    """A config section without its throughput keys (``THROUGHPUT_KEYS``: batching, not results) for a stage key."""
+    return {k: v for k, v in cfg[section].items() if k not in THROUGHPUT_KEYS.get(section, ())}
 
 
 def run_dir(cfg: dict[str, Any]) -> Path:
@@ -48,7 +53,9 @@ def _tune_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     t = cfg["tune"]
     keys = {"n": "n_identity", "n_instructions": "n_instruction", "rank": "rank", "alpha": "alpha", "lr": "lr",
             "epochs": "epochs", "batch_size": "batch_size"}
-    return profile(t["profile"], **{k: (t[v] or None) for k, v in keys.items()})
+    out = profile(t["profile"], **{k: (t[v] or None) for k, v in keys.items()})
+    # the distillation's batches enter the settings (and the tune key) only when set: they change its samples
+    return {**out, **{k: t[k] for k in ("distill_batch_size", "distill_token_budget") if t.get(k)}}
 
 
 def identity_data(cfg: dict[str, Any]) -> dict[str, list[dict]]:
@@ -101,7 +108,9 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         from tuning.identity_check import check_identity
 
         specs = {"base": spec, **{c: spec.with_adapter(adapters[c]) for c in conditions}}
-        return to_jsonable(check_identity(specs, folder, reference="base"))
+        i = cfg["identity"]
+        return to_jsonable(check_identity(specs, folder, reference="base", batch_size=i["batch_size"],
+                                          token_budget=i["token_budget"] or None))
     stages.append(Stage("identity", run_identity, {"model": prov}, after=tune_names))
 
     def run_probes_stage(folder: Path) -> dict:
@@ -110,8 +119,9 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         p = cfg["probes"]
         return run_probes(spec, adapters, folder, n_per_condition=p["n_per_condition"], seed=seed,
                           max_eval_per_dimension=p["max_eval_per_dimension"] or None,
-                          cache_dir=root / "activations", batch_size=p["batch_size"], probe_backend=p["backend"])
-    stages.append(Stage("probes", run_probes_stage, {"model": prov, "probes": cfg["probes"], "seed": seed, "items": items_sha},
+                          cache_dir=root / "activations", batch_size=p["batch_size"],
+                          token_budget=p["token_budget"] or None, probe_backend=p["backend"])
+    stages.append(Stage("probes", run_probes_stage, {"model": prov, "probes": keyed(cfg, "probes"), "seed": seed, "items": items_sha},
                         after=tune_names))
 
     judging.check(cfg)  # a bad [judge] section fails here, before any stage runs
@@ -133,7 +143,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
                                judge=judging.make_judge(cfg, root), generator=judging.make_generator(cfg, root),
                                params=judge_params, token_budget=e["token_budget"] or None)
     # token_budget changes batching, not results (models.batching), so it is not part of the stage key
-    ekey = {k: v for k, v in cfg["evals"].items() if k != "token_budget"}
+    ekey = keyed(cfg, "evals")
     stages.append(Stage("evals", run_evals, {"model": prov, "evals": ekey, "items": items_sha,
                                              **({"judged": judge_params} if judge_on else {})}, after=tune_names))
 
@@ -146,12 +156,14 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
 
             dirs = load_directions(root / "probes" / "directions.safetensors")
             shared = load_adapters(spec, {"conscious": adapters["conscious"]})  # base = the adapter off
-            prof = get_profile(cfg["steering"]["profile"], n_random=cfg["ablation"]["n_random"])
+            a = cfg["ablation"]
+            prof = get_profile(cfg["steering"]["profile"], n_random=a["n_random"], batch_size=a["batch_size"] or None,
+                               token_budget=a["token_budget"] or None)
             res = run_ablation(shared.view(None), shared.view("conscious"), dirs, folder, profile=prof, seed=seed)
             del shared
             gc.collect()
             return to_jsonable(res)
-        stages.append(Stage("ablation", run_ablation_stage, {"model": prov, "ablation": cfg["ablation"],
+        stages.append(Stage("ablation", run_ablation_stage, {"model": prov, "ablation": keyed(cfg, "ablation"),
                                                              "profile": cfg["steering"]["profile"], "seed": seed},
                             after=["probes", "tune/conscious"]))
 
@@ -167,7 +179,8 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         abl = root / "ablation" / "results.jsonl"
         if abl.exists():
             shift = tuned_shift_from(load_rows(abl))
-        prof = get_profile(s["profile"], n_random=s["n_random"])
+        prof = get_profile(s["profile"], n_random=s["n_random"], batch_size=s["batch_size"] or None,
+                           token_budget=s["token_budget"] or None, items_per_pass=s["items_per_pass"] or None)
         loaded = load_model(spec)
         readouts = list(dict.fromkeys([*s["readouts"], *([s["scorer"]] if s["scorer"] else [])]))
         res = run_steering(loaded, dirs, folder, conditions=s["conditions"] or DEFAULT_CONDITIONS,
@@ -185,7 +198,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
                                          judge=judging.make_judge(cfg, root), verdict_shift=shift)
         return to_jsonable(res)
     steer_after = ["probes"] + (["ablation"] if cfg["ablation"]["enabled"] and has_conscious else [])
-    stages.append(Stage("steering", run_steering_stage, {"model": prov, "steering": cfg["steering"], "seed": seed,
+    stages.append(Stage("steering", run_steering_stage, {"model": prov, "steering": keyed(cfg, "steering"), "seed": seed,
                                                          **({"judged": judge_params} if judge_on else {})},
                         after=steer_after))
 

@@ -112,12 +112,14 @@ def metric_rows(directions: dict[str, Direction]) -> list[dict[str, Any]]:
 
 
 def _cache_model(spec: ModelSpec, datasets: dict[str, tuple[list[dict], list[str]]], cache_dir: Path,
-                 batch_size: int, progress: bool, loaded=None) -> dict[str, ActivationCache]:
+                 batch_size: int, progress: bool, loaded=None, token_budget: int | None = None,
+                 ) -> dict[str, ActivationCache]:
     """Cache each dataset (name -> (examples, positions)) through one loaded model."""
     loaded = loaded or load_model(spec)
     root = cache_dir / spec.slug
     return {name: ActivationCache(cache_activations(spec, exs, SITES, positions, root / name, batch_size,
-                                                    loaded=loaded, overwrite=True, progress=progress))
+                                                    loaded=loaded, overwrite=True, progress=progress,
+                                                    token_budget=token_budget))
             for name, (exs, positions) in datasets.items()}
 
 
@@ -128,7 +130,8 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
                seed: int = 0, n_splits: int = 5, n_boot: int = 300,
                logistic_for: Sequence[str] = ("self_model", "self_model_last_prompt", "toaster", "human"),
                reextract: bool | Sequence[str] = True, batch_size: int = 8, progress: bool = True,
-               loaded=None, phrasing_splits: int = PHRASING_SPLITS, probe_backend: str = "sklearn") -> dict[str, Any]:
+               loaded=None, phrasing_splits: int = PHRASING_SPLITS, probe_backend: str = "sklearn",
+               token_budget: int | None = None) -> dict[str, Any]:
     """Run the probes stage; return a summary (selected layers, accuracies, key cosines, paths).
 
     ``adapters`` maps a tuned condition (``conscious``, ``not_conscious``, ``toaster``, ``human``) to its
@@ -141,6 +144,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
     phrasings crossed with the ``n_splits`` family folds when the identity examples carry ``phrasing``.
     ``probe_backend``: ``sklearn`` (reference) or ``torch`` (``probes.torch_probes``, all layers at once, on the
     model's GPU when it has one; held-out accuracy within 0.01 of sklearn's).
+    ``token_budget``: length-sorted caching batches (``activations.cache_activations``).
     """
     base_spec = base_spec or ModelSpec()
     out = Path(out_dir)
@@ -183,7 +187,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
         if name == "base":
             datasets["identity_followup"] = (examples["identity_followup"], ["last_prompt"])
             datasets["controls"] = (examples["controls"], ["response_mean"])
-        caches[name] = _cache_model(model.spec, datasets, cache_dir, batch_size, progress, model)
+        caches[name] = _cache_model(model.spec, datasets, cache_dir, batch_size, progress, model, token_budget)
 
     # 2. directions
     dev = str(base_spec.device)

@@ -24,13 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
 from analysis.stats import wilson_ci
 from evals.logprobs import mean_logprobs
-from models import encode_chat, pad_batch
-from models.generation import eos_ids, sampling_settings
+from models import encode_chat
+from models.generation import eos_ids, generate_tokens, sampling_settings
 from steering.arms import Arm, expand_edits
 from steering.interventions import Intervention, LayerEdit
 
@@ -71,29 +69,22 @@ def is_degenerate(tokens: Sequence[int], n: int = 3) -> bool:
     return len(grams) >= 6 and len(set(grams)) < 0.5 * len(grams)
 
 
-@torch.no_grad()
 def generate_rows(loaded: Any, prompts: Sequence[str], arms: Sequence[Arm], edits: dict[int, LayerEdit],
-                  max_new_tokens: int = 24, batch_size: int = 32) -> list[list[list[int]]]:
-    """Greedy generations [arm][prompt] -> new token ids (up to EOS), every arm a row of the batch."""
+                  max_new_tokens: int = 24, batch_size: int = 32, token_budget: int | None = None,
+                  ) -> list[list[list[int]]]:
+    """Greedy generations [arm][prompt] -> new token ids (up to EOS), every arm a row of the batch
+    (``models.generation.generate_tokens``; ``token_budget``: length-sorted batches, same tokens)."""
     tok = loaded.tokenizer
     encs = [encode_chat(tok, [{"role": "user", "content": p}]) for p in prompts]
     rows = [e for _ in arms for e in encs]  # arm-major
     row_edits = expand_edits(edits, len(encs), 1) if edits else {}
-    eos = eos_ids(loaded) | {tok.pad_token_id}
+    stop = eos_ids(loaded) | {tok.pad_token_id}
     settings = sampling_settings(max_new_tokens)  # greedy, every parameter explicit
-    out: list[list[int]] = []
     ctx = Intervention(loaded, row_edits, "all") if row_edits else contextlib.nullcontext()
     with ctx as h:
-        for lo in tqdm(range(0, len(rows), batch_size), desc="coherence: generate", unit="batch", leave=False):
-            hi = min(len(rows), lo + batch_size)
-            b = pad_batch(rows[lo:hi], tok.pad_token_id, "left", loaded.device)
-            if h is not None:
-                h.before_batch(lo, hi)
-            seq = loaded.model.generate(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                                        pad_token_id=tok.pad_token_id, **settings)
-            for r in seq[:, b["input_ids"].shape[1]:].tolist():
-                cut = next((i for i, t in enumerate(r) if t in eos), len(r))
-                out.append(r[:cut])
+        toks = generate_tokens(loaded, rows, settings, batch_size, token_budget,
+                               before_batch=h.before_batch if h is not None else None, progress="coherence: generate")
+    out = [r[:next((i for i, t in enumerate(r) if t in stop), len(r))] for r in toks]
     k = len(encs)
     return [out[i * k:(i + 1) * k] for i in range(len(arms))]
 
@@ -101,10 +92,11 @@ def generate_rows(loaded: Any, prompts: Sequence[str], arms: Sequence[Arm], edit
 def coherence_guard(loaded: Any, arms: Sequence[Arm], edits: dict[int, LayerEdit],
                     paragraphs: Sequence[str] | None = None, prompts: Sequence[str] = GEN_PROMPTS,
                     max_new_tokens: int = 24, batch_size: int = 32, ppl_ratio_max: float = PPL_RATIO_MAX,
-                    degenerate_max: float = DEGENERATE_MAX) -> list[dict]:
+                    degenerate_max: float = DEGENERATE_MAX, token_budget: int | None = None) -> list[dict]:
     """One row per arm: perplexity, ratio to ``none``, degenerate rate (+CI), flagged, reason.
 
-    ``arms`` must include a ``none`` arm (the unsteered reference).
+    ``arms`` must include a ``none`` arm (the unsteered reference). ``token_budget``: length-sorted batches of at
+    most that many padded tokens for both passes (results in input order; None = input-order batches).
     """
     if not any(a.op == "none" for a in arms):
         raise ValueError("coherence_guard needs a 'none' arm as the unsteered reference")
@@ -116,11 +108,12 @@ def coherence_guard(loaded: Any, arms: Sequence[Arm], edits: dict[int, LayerEdit
     row_edits = expand_edits(edits, len(encs), 1) if edits else {}
     if row_edits:
         with Intervention(loaded, row_edits, "all", spans=rows) as h:
-            lp = mean_logprobs(loaded, rows, batch_size=batch_size, before_batch=h.before_batch)
+            lp = mean_logprobs(loaded, rows, batch_size=batch_size, before_batch=h.before_batch,
+                               token_budget=token_budget)
     else:
-        lp = mean_logprobs(loaded, rows, batch_size=batch_size)
+        lp = mean_logprobs(loaded, rows, batch_size=batch_size, token_budget=token_budget)
     lp = lp.reshape(len(arms), len(encs))
-    gens = generate_rows(loaded, prompts, arms, edits, max_new_tokens, batch_size) if prompts else \
+    gens = generate_rows(loaded, prompts, arms, edits, max_new_tokens, batch_size, token_budget) if prompts else \
         [[] for _ in arms]
     i0 = next(i for i, a in enumerate(arms) if a.op == "none")
     ppl = np.exp(-lp.mean(1))

@@ -68,6 +68,7 @@ MAX_PLANTED_ITEMS = 16  # held-out monitoring items for the planted mean-differe
 MAX_GRADIENT_ITEMS = 8  # ... and for the planted gradient directions (a forward + backward per answer)
 DEFAULT_DOSES = (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0)  # x mean residual norm; SmolLM2 breaks near 1 at layer 15
 FAST_OTHER_DOSE = 0.25
+ITEMS_PER_PASS = 16  # under a token budget: items whose item x arm rows are packed together (and written together)
 
 
 @dataclass
@@ -85,6 +86,8 @@ class Profile:
     n_paragraphs: int | None = None  # neutral paragraphs for the perplexity guard (None: all)
     max_new_tokens: int = 24
     batch_size: int = 32
+    token_budget: int | None = None  # None: one item per pass, rows in input order; N: see ``score_items``
+    items_per_pass: int = ITEMS_PER_PASS  # items sharing forward passes under a token budget
     ablation_items_per_dim: int | None = None
     ablation_monitoring_items: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -150,33 +153,56 @@ def _item_rows(item: Any, arms: Sequence[Arm], res: dict, i: int, base: dict) ->
              "sign": SIGN} for k, a in enumerate(arms)]
 
 
-def _score_one(loaded: Any, it: Any, arms: Sequence[Arm], edits: dict, readout: str, batch_size: int,
-               positions: str, judge: Any) -> dict:
+def _score_many(loaded: Any, group: Sequence[Any], arms: Sequence[Arm], edits: dict, readout: str,
+                batch_size: int, positions: str, judge: Any, token_budget: int | None) -> dict:
     if readout == "continuation":
-        return score_continuation(loaded, [it], arms, edits, batch_size, positions,
-                                  encodings=pair_encodings(loaded, [it]))
+        return score_continuation(loaded, group, arms, edits, batch_size, positions,
+                                  encodings=pair_encodings(loaded, group), token_budget=token_budget)
     if readout == "choice":
-        return score_choice(loaded, [it], arms, edits, batch_size)
-    return score_with_evals(loaded, [it], arms, edits, readout, batch_size, judge=judge)
+        return score_choice(loaded, group, arms, edits, batch_size, token_budget=token_budget)
+    return score_with_evals(loaded, group, arms, edits, readout, batch_size, judge=judge)
+
+
+def _passes(items: Sequence[Any], arms_for: Any, per_pass: int) -> list[list[Any]]:
+    """Consecutive runs of at most ``per_pass`` items that share one arm list."""
+    out: list[list[Any]] = []
+    for it in items:
+        if out and len(out[-1]) < per_pass and arms_for(out[-1][0]) is arms_for(it):
+            out[-1].append(it)
+        else:
+            out.append([it])
+    return out
 
 
 def score_items(loaded: Any, items: Sequence[Any], arms_for: Any, edits_for: Any, store: ChunkStore,
                 base: dict, batch_size: int, positions: str, desc: str, judge: Any = None,
-                readouts: Sequence[str] | None = None) -> None:
+                readouts: Sequence[str] | None = None, token_budget: int | None = None,
+                items_per_pass: int = ITEMS_PER_PASS) -> None:
     """Score each item under its arms (``arms_for(item)``) with each readout (default: ``base['scorer']``),
-    one resumable chunk per item; rows name their readout in ``scorer``."""
+    one resumable chunk per item; rows name their readout in ``scorer``.
+
+    Without ``token_budget`` every item is scored alone, its arms' rows batched in input order (``batch_size``
+    rows a pass). With it, up to ``items_per_pass`` consecutive items sharing an arm list are scored together:
+    their item x arm x answer rows are length-sorted and packed into passes of at most ``batch_size`` rows and
+    ``token_budget`` padded tokens, each row with its own arm's edit (``Intervention.before_batch(rows)``);
+    results come back in input order and each item's chunk is written when its group is done."""
     todo = [it for it in items if not store.done(f"{base.get('model', '')}{it.id}")]
     names = list(readouts) if readouts else [base.get("scorer", "continuation")]
-    for it in tqdm(todo, desc=desc, unit="item"):
-        arms, edits = arms_for(it), edits_for(it)
-        rows = []
+    bar = tqdm(total=len(todo), desc=desc, unit="item")
+    for group in _passes(todo, arms_for, 1 if token_budget is None else max(1, int(items_per_pass))):
+        arms, edits = arms_for(group[0]), edits_for(group[0])
+        rows: list[list[dict]] = [[] for _ in group]
         for r in names:
             keep = [k for k, a in enumerate(arms) if r == "continuation" or a.sweep != "layer"]
             sub = [arms[k] for k in keep]  # the layer sweep is read with the continuation readout only (cost)
-            res = _score_one(loaded, it, sub, subset_edits(edits, keep) if len(keep) < len(arms) else edits, r,
-                             batch_size, positions, judge)
-            rows += _item_rows(it, sub, res, 0, {**base, "scorer": r})
-        store.write(f"{base.get('model', '')}{it.id}", rows)
+            res = _score_many(loaded, group, sub, subset_edits(edits, keep) if len(keep) < len(arms) else edits, r,
+                              batch_size, positions, judge, token_budget)
+            for i, it in enumerate(group):
+                rows[i] += _item_rows(it, sub, res, i, {**base, "scorer": r})
+        for it, rr in zip(group, rows):
+            store.write(f"{base.get('model', '')}{it.id}", rr)
+        bar.update(len(group))
+    bar.close()
 
 
 def _check_readouts(readouts: Sequence[str], positions: str) -> list[str]:
@@ -264,13 +290,13 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
     t1 = time.time()
     score_items(loaded, sel, lambda it: arms_mon if it.dimension in MONITORING else arms_oth,
                 lambda it: edits_mon if it.dimension in MONITORING else edits_oth, store, base,
-                prof.batch_size, positions, "steering: items", judge, readouts)
+                prof.batch_size, positions, "steering: items", judge, readouts, prof.token_budget, prof.items_per_pass)
     t_score = time.time() - t1
     results = store.merge("results.jsonl")
     t2 = time.time()
     coh = _cached(store, "coherence", lambda: coherence_guard(
         loaded, arms_mon, edits_mon, _paragraphs(prof), prompts=_prompts(prof),
-        max_new_tokens=prof.max_new_tokens, batch_size=prof.batch_size))
+        max_new_tokens=prof.max_new_tokens, batch_size=prof.batch_size, token_budget=prof.token_budget))
     t_coh = time.time() - t2
     rows = store.rows()
     tables = steering_tables(rows, coh, verdict_shift)
@@ -281,7 +307,8 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
                                          n_null=n_null, n_random=prof.n_random, target=target, seed=seed,
                                          tuned_shift=verdict_shift, batch_size=prof.batch_size,
                                          positions=positions, readouts=readouts, overwrite=overwrite,
-                                         planted_from=planted_from)
+                                         planted_from=planted_from, token_budget=prof.token_budget,
+                                         items_per_pass=prof.items_per_pass)
     t_cal = time.time() - t3
     notes = [*notes, *cal_notes]
     reports = write_reports(out_dir, rows, coh, kind="steering", tuned_shift=verdict_shift, tables=tables,
@@ -304,7 +331,8 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
                     n_null: int | None = None, n_random: int = 5, target: str = "self_model", seed: int = 0,
                     tuned_shift: dict[str, float] | None = None, batch_size: int = 32,
                     positions: str = DEFAULT_POSITIONS, readouts: Sequence[str] = READOUTS,
-                    overwrite: bool = False, planted_from: str = "held_out") -> tuple[Any, list[str]]:
+                    overwrite: bool = False, planted_from: str = "held_out", token_budget: int | None = None,
+                    items_per_pass: int = ITEMS_PER_PASS) -> tuple[Any, list[str]]:
     """Calibrate the decision rule on the monitoring group at the verdict dose and layer (``steering.calibration``):
     score the null directions and the planted one that ``rows`` lack, write ``calibration.csv`` (summary),
     ``calibration_verdicts.csv`` (one row per direction and readout) and ``calibration.json``.
@@ -356,7 +384,7 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
     store = ChunkStore(out_dir / "calibration", params, overwrite)
     score_items(loaded, mon_items, lambda it: arms, lambda it: edits, store,
                 {"experiment": "calibration", "model": "", "positions": positions}, batch_size, positions,
-                "calibration: items", readouts=readouts)
+                "calibration: items", readouts=readouts, token_budget=token_budget, items_per_pass=items_per_pass)
     new = store.rows()
     keep = {"none", "toaster", "polarity", *(d.name for d in nulls)}
     reused = [r for r in rows if r["dimension"] in MONITORING and r["condition"] in keep and (
@@ -444,14 +472,17 @@ def run_ablation(base_loaded: Any, tuned_loaded: Any, directions: dict[str, Dire
     with base_loaded.active():  # views of one shared model: the adapter off (models.adapters)
         score_items(base_loaded, sel, lambda it: none_arm, lambda it: {}, store,
                     {"experiment": "ablation", "model": "base", "scorer": "continuation", "positions": positions},
-                    prof.batch_size, positions, "ablation: base")
+                    prof.batch_size, positions, "ablation: base", token_budget=prof.token_budget,
+                    items_per_pass=prof.items_per_pass)
     with tuned_loaded.active():  # ... and on
         score_items(tuned_loaded, sel, lambda it: arms, lambda it: edits, store,
                     {"experiment": "ablation", "model": "tuned", "scorer": "continuation", "positions": positions},
-                    prof.batch_size, positions, "ablation: tuned")
+                    prof.batch_size, positions, "ablation: tuned", token_budget=prof.token_budget,
+                    items_per_pass=prof.items_per_pass)
         results = store.merge("results.jsonl")
         coh = coherence_guard(tuned_loaded, arms, edits, _paragraphs(prof), prompts=_prompts(prof),
-                              max_new_tokens=prof.max_new_tokens, batch_size=prof.batch_size)
+                              max_new_tokens=prof.max_new_tokens, batch_size=prof.batch_size,
+                              token_budget=prof.token_budget)
     reports = write_reports(out_dir, store.rows(), coh, kind="ablation")
     timing = {"total_s": round(time.time() - t0, 1), "n_items": len(sel), "n_arms": len(arms)}
     write_manifest(out_dir, "ablation", inputs={"directions": params["directions"]},

@@ -91,7 +91,8 @@ def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, 
     layer = int(sm.metrics.get("selected_layer", sm.layers[len(sm.layers) // 2])) if layer is None else int(layer)
     specs = prevent_specs(sm, layer, mode, dose, seed)
     data = with_instructions(spec, examples, settings["n_instructions"],
-                             distill_cache or out_dir / f"instructions-s{seed}.jsonl", seed, settings["max_new_tokens"])
+                             distill_cache or out_dir / f"instructions-s{seed}.jsonl", seed, settings["max_new_tokens"],
+                             settings.get("distill_batch_size", 0), settings.get("distill_token_budget", 0))
     adapters, series, timing = {}, [], {}
     for arm, pspec in specs.items():
         folder = out_dir / "tunes" / arm

@@ -47,11 +47,13 @@ def pair_encodings(loaded: Any, items: Sequence[Any]) -> list[tuple[Any, Any]]:
 
 def score_continuation(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], edits: dict[int, LayerEdit],
                        batch_size: int = 32, positions: str = DEFAULT_POSITIONS,
-                       encodings: list[tuple[Any, Any]] | None = None) -> dict[str, np.ndarray]:
+                       encodings: list[tuple[Any, Any]] | None = None,
+                       token_budget: int | None = None) -> dict[str, np.ndarray]:
     """For each item and arm: ``lp_pref``, ``lp_rej`` and ``score`` = lp_pref - lp_rej, arrays [n_items, n_arms].
 
-    ``edits`` are per-arm rows (``arms.arm_edits``). The forward passes see rows ordered item, arm,
-    (pref, rej); different arms of one item share a batch.
+    ``edits`` are per-arm rows (``arms.arm_edits``). The rows are ordered item, arm, (pref, rej); without
+    ``token_budget`` the forward passes take them in that order (arms of one item share a batch), with it
+    rows of all items x arms are length-sorted and packed (``models.batching``), each with its own edit.
     """
     encs = encodings if encodings is not None else pair_encodings(loaded, items)
     rows = [e for pr in encs for _ in arms for e in pr]
@@ -62,18 +64,21 @@ def score_continuation(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], e
     row_edits = expand_edits(edits, 2, n_i)
     if row_edits:
         with Intervention(loaded, row_edits, positions, spans=rows) as h:
-            lp = mean_logprobs(loaded, rows, batch_size=batch_size, before_batch=h.before_batch)
+            lp = mean_logprobs(loaded, rows, batch_size=batch_size, before_batch=h.before_batch,
+                               token_budget=token_budget)
     else:
-        lp = mean_logprobs(loaded, rows, batch_size=batch_size)
+        lp = mean_logprobs(loaded, rows, batch_size=batch_size, token_budget=token_budget)
     lp = lp.reshape(n_i, n_a, 2)
     return {"lp_pref": lp[..., 0], "lp_rej": lp[..., 1], "score": lp[..., 0] - lp[..., 1]}
 
 
 def score_choice(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], edits: dict[int, LayerEdit],
-                 batch_size: int = 32, encodings: list[Any] | None = None) -> dict[str, np.ndarray]:
+                 batch_size: int = 32, encodings: list[Any] | None = None,
+                 token_budget: int | None = None) -> dict[str, np.ndarray]:
     """The counterbalanced choice readout for each item and arm, batched over arms: ``score`` (P(pref letter)
     over {A, B}, both orders averaged), ``p_pref_as_a``, ``p_pref_as_b``, arrays [n_items, n_arms].
-    Rows are ordered item, arm, (pref as A, pref as B); the vector is added at every (prompt) position."""
+    Rows are ordered item, arm, (pref as A, pref as B); the vector is added at every (prompt) position.
+    ``token_budget``: length-sorted, packed batches over all rows (as ``score_continuation``)."""
     from evals.logprobs import next_token_logprobs
     from evals.scorers import choice_encodings, choice_values, letter_token_ids
 
@@ -88,9 +93,10 @@ def score_choice(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], edits: 
     row_edits = expand_edits(edits, 2, n_i)
     if row_edits:
         with Intervention(loaded, row_edits, "all") as h:
-            lp = next_token_logprobs(loaded, rows, batch_size=batch_size, before_batch=h.before_batch, token_ids=ids)
+            lp = next_token_logprobs(loaded, rows, batch_size=batch_size, before_batch=h.before_batch, token_ids=ids,
+                                     token_budget=token_budget)
     else:
-        lp = next_token_logprobs(loaded, rows, batch_size=batch_size, token_ids=ids)
+        lp = next_token_logprobs(loaded, rows, batch_size=batch_size, token_ids=ids, token_budget=token_budget)
     v = choice_values(lp)
     return {k: v[k].reshape(n_i, n_a) for k in ("p_pref_as_a", "p_pref_as_b")} | {
         "score": v["value"].reshape(n_i, n_a)}

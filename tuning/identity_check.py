@@ -33,10 +33,9 @@ import numpy as np
 from analysis.stats import bootstrap_ci, paired_bootstrap_diff, wilson_ci
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, hash_path, write_manifest
 from evals.logprobs import mean_logprobs
-from evals.scorers import generate
 from models import encode_chat
 from models.adapters import each_model
-from models.generation import sampling_settings
+from models.generation import generate, sampling_settings
 from tuning.audit import identity_audit
 from tuning.datasets import reply_for
 from tuning.families import AFFIRM, BY_NAME, DENY, DIRECT, HELD_OUT_FAMILIES, REVERSED
@@ -73,15 +72,17 @@ def check_items(identities: tuple[str, ...] = IDENTITIES, variants: tuple[str, .
     return rows
 
 
-def affirmation_scores(loaded: Any, items: list[dict], batch_size: int = 16) -> np.ndarray:
-    """[n] mean log p(affirm) - mean log p(deny) per item (higher = affirms more)."""
+def affirmation_scores(loaded: Any, items: list[dict], batch_size: int = 16,
+                       token_budget: int | None = None) -> np.ndarray:
+    """[n] mean log p(affirm) - mean log p(deny) per item (higher = affirms more). ``token_budget``:
+    length-sorted batches of at most that many padded tokens (``batch_size`` rows at most), input order out."""
     tok = loaded.tokenizer
     encs = []
     for it in items:
         for ans in (it["affirm"], it["deny"]):
             encs.append(encode_chat(tok, [{"role": "user", "content": it["question"]},
                                           {"role": "assistant", "content": ans}]))
-    lp = mean_logprobs(loaded, encs, batch_size=batch_size)
+    lp = mean_logprobs(loaded, encs, batch_size=batch_size, token_budget=token_budget)
     return lp[0::2] - lp[1::2]
 
 
@@ -113,9 +114,11 @@ def summarise(items: list[dict], scores: np.ndarray, reference: np.ndarray | Non
     return out
 
 
-def greedy_answers(loaded: Any, prompts: tuple[str, ...] = GENERATION_PROMPTS, max_new_tokens: int = 40) -> list[dict]:
+def greedy_answers(loaded: Any, prompts: tuple[str, ...] = GENERATION_PROMPTS, max_new_tokens: int = 40,
+                   batch_size: int | None = None, token_budget: int | None = None) -> list[dict]:
+    """Greedy answers (one batch of all prompts by default; greedy tokens do not depend on the batches)."""
     answers = generate(loaded, [[{"role": "user", "content": p}] for p in prompts], max_new_tokens=max_new_tokens,
-                       temperature=0.0, batch_size=len(prompts) or 1)
+                       temperature=0.0, batch_size=batch_size or len(prompts) or 1, token_budget=token_budget)
     return [{"prompt": p, "answer": a} for p, a in zip(prompts, answers)]
 
 
@@ -157,7 +160,8 @@ def _adapter_hash(spec: Any) -> str | None:
 
 def check_identity(specs: dict[str, Any], out_dir: str | os.PathLike, reference: str | None = None,
                    batch_size: int = 16, n_generate: int = len(GENERATION_PROMPTS),
-                   max_new_tokens: int = 40, variants: tuple[str, ...] = VARIANTS, audit: bool = True) -> dict[str, Any]:
+                   max_new_tokens: int = 40, variants: tuple[str, ...] = VARIANTS, audit: bool = True,
+                   token_budget: int | None = None) -> dict[str, Any]:
     """Score each ``{name: ModelSpec}``; write identity_check.json/.csv/.png + manifest to ``out_dir``.
 
     ``audit``: also audit the shipped identity data's polarity (``tuning.audit.identity_audit``), under
@@ -165,6 +169,7 @@ def check_identity(specs: dict[str, Any], out_dir: str | os.PathLike, reference:
 
     ``reference``: the name of the model (usually the base) each other model is compared with, pairwise.
     ``variants``: prompt variants per phrasing (``("{q}",)`` halves the cost: the bare phrasings only).
+    ``token_budget``: length-sorted batches for scoring and generation (None: input-order batches).
     """
     out_dir = Path(out_dir)
     items = check_items(variants=variants)
@@ -181,8 +186,9 @@ def check_identity(specs: dict[str, Any], out_dir: str | os.PathLike, reference:
         hits[name] = hit if hit is not None and hit.get("key") == keys[name] else None
     # the models not cached, on one base in memory (each adapter selected in turn)
     for name, loaded in each_model({n: specs[n] for n in order if hits[n] is None}):
-        hits[name] = {"key": keys[name], "scores": affirmation_scores(loaded, items, batch_size),
-                      "generations": greedy_answers(loaded, GENERATION_PROMPTS[:n_generate], max_new_tokens)
+        hits[name] = {"key": keys[name], "scores": affirmation_scores(loaded, items, batch_size, token_budget),
+                      "generations": greedy_answers(loaded, GENERATION_PROMPTS[:n_generate], max_new_tokens,
+                                                    token_budget=token_budget)
                       if n_generate else []}
         atomic_write_json(out_dir / "scores" / f"{specs[name].slug}.json", hits[name])
     for name in order:
@@ -213,5 +219,6 @@ def check_identity(specs: dict[str, Any], out_dir: str | os.PathLike, reference:
     _plot(summary, out_dir / "identity_check.png")
     write_manifest(out_dir, "identity_check", inputs={"models": {n: specs[n].to_dict() for n in order}},
                    params={"reference": reference, "families": CHECK_FAMILIES, "variants": variants,
-                           "batch_size": batch_size, "generation": sampling_settings(max_new_tokens)})
+                           "batch_size": batch_size, "generation": sampling_settings(max_new_tokens),
+                           **({"token_budget": token_budget} if token_budget else {})})
     return result

@@ -12,8 +12,10 @@ from tuning.train import tune
 
 
 def with_instructions(spec: ModelSpec, examples: list[dict], n_instructions: int, distill_cache: str | os.PathLike,
-                      seed: int = 0, max_new_tokens: int = 128) -> list[dict]:
-    """``examples`` mixed with ``n_instructions`` answers self-distilled from the base model (cached)."""
+                      seed: int = 0, max_new_tokens: int = 128, batch_size: int = 0,
+                      token_budget: int = 0) -> list[dict]:
+    """``examples`` mixed with ``n_instructions`` answers self-distilled from the base model (cached).
+    ``batch_size``/``token_budget``: the distillation's batches (0: ``self_distill``'s defaults, input order)."""
     if not n_instructions:
         return examples
     from models import load_model
@@ -22,7 +24,8 @@ def with_instructions(spec: ModelSpec, examples: list[dict], n_instructions: int
     rows = load_instructions()
     k = -(-n_instructions // len(rows))  # samples per instruction
     distilled = self_distill(load_model(spec.with_adapter(None)), rows, distill_cache, seed=seed,
-                             samples_per_instruction=k, max_new_tokens=max_new_tokens)
+                             samples_per_instruction=k, max_new_tokens=max_new_tokens,
+                             **({"batch_size": batch_size} if batch_size else {}), token_budget=token_budget or None)
     return mix(examples, distilled, ratio=n_instructions / len(examples), seed=seed)
 
 
@@ -32,7 +35,8 @@ def tune_condition(spec: ModelSpec, examples: list[dict], out_dir: str | os.Path
     """Tune one adapter with ``settings`` (a ``tuning.profiles.profile`` dict) into ``out_dir``."""
     out_dir = Path(out_dir)
     cache = distill_cache or out_dir.parent / f"instructions-s{seed}.jsonl"
-    data = with_instructions(spec, examples, settings["n_instructions"], cache, seed, settings["max_new_tokens"])
+    data = with_instructions(spec, examples, settings["n_instructions"], cache, seed, settings["max_new_tokens"],
+                             settings.get("distill_batch_size", 0), settings.get("distill_token_budget", 0))
     return tune(spec, data, out_dir, rank=settings["rank"], alpha=settings["alpha"], lr=settings["lr"],
                 epochs=settings["epochs"], batch_size=settings["batch_size"], seed=seed, max_steps=max_steps,
                 progress=progress)
