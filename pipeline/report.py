@@ -55,13 +55,19 @@ def _cols(rows: list[dict], wanted: list) -> list:
 
 
 def preference_rows(root: Path) -> list[dict[str, Any]]:
-    """Evals rows relabelled for the cascade: ``model`` = base | <tuned condition>."""
+    """Evals rows relabelled for the cascade: ``model`` = base | <tuned condition>; a tune of a multi-seed
+    run (``<condition>.seed<k>``) gets ``model`` = <condition> and ``seed`` = k (``analysis.seeds``)."""
+    from analysis.seeds import split_seed
     from evals.results import read_results
 
     path = root / "evals" / "results.csv"
     if not path.exists():
         return []
-    return [{**r, "model": r["condition"]} for r in read_results(path)]
+    out = []
+    for r in read_results(path):
+        model, seed = split_seed(r["condition"])
+        out.append({**r, "model": model, **({"seed": seed} if seed is not None else {})})
+    return out
 
 
 def steering_rows(root: Path, dose: float | None) -> list[dict[str, Any]]:
@@ -142,7 +148,11 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
         rep.figure(png, f"Preference scores per dimension ({png.stem.split('_', 1)[1]} scorer), 95% CI")
     tables: dict[str, Any] = {}
     if rows:
-        tables = add_cascade_sections(rep, rows, figs, reference="base", contamination=_flat_contamination(contamination))
+        from pipeline.stages import series_names
+
+        series = series_names(cfg)  # prediction (g); none configured: NOT TESTED
+        tables = add_cascade_sections(rep, rows, figs, reference="base", contamination=_flat_contamination(contamination),
+                                      **({"series": series} if series else {}))
     _item_audit_section(rep, root)
 
     # -- judged scoring and its agreement with the cheap scorers
