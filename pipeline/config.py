@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
              "n_identity": 0, "n_instruction": 0, "rank": 0, "alpha": 0, "lr": 0.0, "epochs": 0,
              "batch_size": 0, "data_dir": "",  # 0 = the profile's value (tuning/profiles.py)
              "seeds": []},  # tuning seeds; [] = [run].seed alone (layout tune/<c>/); several: tune/<c>/seed<k>/
-    "identity": {"max_questions": 0},
+    "identity": {"max_questions": 0, "n_generate": -1},  # n_generate: greedy sample answers per model; -1 = all
     "probes": {"n_per_condition": 80, "max_eval_per_dimension": 4, "batch_size": 16, "enabled": True},
     "evals": {"scorers": ["continuation"], "dimensions": [], "batch_size": 16, "max_items_per_dimension": 0,
               "token_budget": 0},  # 0 = input-order batches; N = length-sorted batches of <= N padded tokens
@@ -172,6 +172,7 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
         raise bad("tune.data_dir", t["data_dir"], "that folder does not exist; give the folder of the original "
                   "JSONL files, or leave it empty for the shipped datasets")
     at_least("identity.max_questions", cfg["identity"]["max_questions"], 0)
+    at_least("identity.n_generate", cfg["identity"]["n_generate"], -1)
     p = cfg["probes"]
     at_least("probes.n_per_condition", p["n_per_condition"], 1)
     at_least("probes.max_eval_per_dimension", p["max_eval_per_dimension"], 0)

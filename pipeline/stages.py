@@ -168,8 +168,11 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         from tuning.identity_check import check_identity
 
         specs = {"base": spec, **{n: spec.with_adapter(a) for n, a in tuned.items()}}
-        return to_jsonable(check_identity(specs, folder, reference="base"))
-    stages.append(Stage("identity", run_identity, {"model": prov}, after=tune_names))
+        n_gen = cfg["identity"]["n_generate"]
+        return to_jsonable(check_identity(specs, folder, reference="base", **({"n_generate": n_gen} if n_gen >= 0 else {})))
+    n_gen = cfg["identity"]["n_generate"]
+    stages.append(Stage("identity", run_identity, {"model": prov, **({"n_generate": n_gen} if n_gen >= 0 else {})},
+                        after=tune_names))
     stages += _direction_stages(cfg, spec, root, prov, data, settings, adapters, items_sha, tuned, tune_names)
     stages.append(Stage("report", _run_report(cfg, root), {"report": cfg["report"]}, after=[s.name for s in stages]))
     return stages
