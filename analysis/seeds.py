@@ -73,6 +73,32 @@ def joined_rows(rows: Iterable[dict]) -> list[dict]:
             for r in rows]
 
 
+def pool_seeds(diffs: dict, n_boot: int = N_BOOT, seed: int = 0, scale: float = 1.0) -> dict:
+    """{seed: per-item paired differences} -> the pooled mean with its seed-clustered CI (``estimate``, ``lo``,
+    ``hi``, ``n``), the naive item-bootstrap CI of the same values (``naive_lo``/``naive_hi``), the between-seed
+    SD of the per-seed means (``between_seed_sd``), ``per_seed`` ({seed: estimate, lo, hi, n}) and ``n_seeds``;
+    every number times ``scale`` (100 for pp)."""
+    per, vals, labels = {}, [], []
+    for s, d in diffs.items():
+        d = np.asarray(d, dtype=float)
+        if d.size:
+            e = bootstrap_ci(d, n_boot=n_boot, seed=seed)
+            per[s] = {"estimate": scale * e.estimate, "lo": scale * e.lo, "hi": scale * e.hi, "n": e.n}
+            vals.append(d)
+            labels += [s] * d.size
+    if not vals:
+        return {}
+    v = np.concatenate(vals)
+    pooled = cluster_bootstrap_ci(v, np.array(labels, dtype=object), n_boot=n_boot, seed=seed)
+    naive = bootstrap_ci(v, n_boot=n_boot, seed=seed)
+    means = [p["estimate"] for p in per.values()]
+    return {"estimate": scale * pooled.estimate, "lo": scale * pooled.lo, "hi": scale * pooled.hi, "n": pooled.n,
+            "naive_lo": scale * naive.lo, "naive_hi": scale * naive.hi, "n_seeds": len(per),
+            "between_seed_sd": float(np.std(means, ddof=1)) if len(means) > 1 else float("nan"), "per_seed": per,
+            "per_seed_text": "; ".join(f"{'-' if s is None else f's{s}'} {p['estimate']:+.2f} [{p['lo']:+.2f}, "
+                                       f"{p['hi']:+.2f}]" for s, p in per.items())}
+
+
 def pooled_shifts(rows: Iterable[dict], reference: str = "base", by: Sequence[str] = ("stage",),
                   n_boot: int = N_BOOT, seed: int = 0) -> list[dict]:
     """Per model (not the reference) x scorer x ``by`` group: shift in pp pooled over seeds.
@@ -90,29 +116,18 @@ def pooled_shifts(rows: Iterable[dict], reference: str = "base", by: Sequence[st
     for model, scorer in keys:
         first = next(t[(model, scorer)] for t in tables.values() if (model, scorer) in t)
         for gkey in sorted(_group(first, by), key=lambda g: _sort_key(dict(zip(by, g)), by)):
-            vals, labels, per = [], [], {}
+            diffs = {}
             for s, t in tables.items():
                 items, ref = t.get((model, scorer), {}), t.get((reference, scorer), {})
-                ks = _group(items, by).get(gkey, [])
-                d = paired_item_diffs(items, ref, ks)["pref"]
-                if d.size:
-                    e = bootstrap_ci(d, n_boot=n_boot, seed=seed)
-                    per[s] = {"estimate": 100 * e.estimate, "lo": 100 * e.lo, "hi": 100 * e.hi, "n": e.n}
-                    vals.append(d)
-                    labels += [s] * d.size
-            if not vals:
+                diffs[s] = paired_item_diffs(items, ref, _group(items, by).get(gkey, []))["pref"]
+            p = pool_seeds(diffs, n_boot=n_boot, seed=seed, scale=100.0)
+            if not p:
                 continue
-            v = np.concatenate(vals)
-            pooled = cluster_bootstrap_ci(v, np.array(labels, dtype=object), n_boot=n_boot, seed=seed)
-            naive = bootstrap_ci(v, n_boot=n_boot, seed=seed)
-            means = [p["estimate"] for p in per.values()]
             row = {"model": model, "reference": reference, "scorer": scorer, **dict(zip(by, gkey))}
             row.setdefault("stage", _stage_of(first, _group(first, by)[gkey]))
-            row.update(n_seeds=len(per), shift_pp=100 * pooled.estimate, shift_pp_lo=100 * pooled.lo,
-                       shift_pp_hi=100 * pooled.hi, n=pooled.n, naive_lo=100 * naive.lo, naive_hi=100 * naive.hi,
-                       between_seed_sd_pp=float(np.std(means, ddof=1)) if len(means) > 1 else float("nan"),
-                       per_seed=per, per_seed_text="; ".join(
-                           f"{'-' if s is None else f's{s}'} {p['estimate']:+.1f} [{p['lo']:+.1f}, {p['hi']:+.1f}]"
-                           for s, p in per.items()))
+            row.update(n_seeds=p["n_seeds"], shift_pp=p["estimate"], shift_pp_lo=p["lo"], shift_pp_hi=p["hi"],
+                       n=p["n"], naive_lo=p["naive_lo"], naive_hi=p["naive_hi"],
+                       between_seed_sd_pp=p["between_seed_sd"], per_seed=p["per_seed"],
+                       per_seed_text=p["per_seed_text"])
             out.append(row)
     return out

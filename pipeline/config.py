@@ -232,6 +232,16 @@ def validate_seeds_series(cfg: dict[str, Any], bad: Any) -> None:
         if cfg["tune"]["data_dir"]:
             raise bad("series.uncertainty_shares", shares, "the uncertainty mix adds to the shipped datasets; "
                       "leave tune.data_dir empty or use series.models")
+    for entry in models:
+        base, _, adapter = str(entry).partition("::")
+        if base.startswith("embedded:"):
+            one_of_embedded = base == "embedded:smollm2-135m-instruct"
+            if not one_of_embedded:
+                raise bad("series.models", entry, "the embedded model is 'embedded:smollm2-135m-instruct'")
+        elif not base:
+            raise bad("series.models", entry, "give a hub id or local model folder, optionally '::ADAPTER_DIR'")
+        if adapter and not Path(adapter).is_dir():
+            raise bad("series.models", entry, f"adapter folder {adapter!r} does not exist")
     if names and len(names) != len(models):
         raise bad("series.names", names, f"give one name per series model ({len(models)}), or none")
     if len(set(names)) != len(names) or any(not _NAME.match(str(n)) or n == "base" for n in names):

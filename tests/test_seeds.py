@@ -120,6 +120,8 @@ def test_config_rejects_bad_seeds_and_series(tmp_path):
     for over, field in [({"tune": {"seeds": [0, 0]}}, "tune.seeds"), ({"tune": {"seeds": [-1]}}, "tune.seeds"),
                         ({"series": {"uncertainty_shares": [0.0, 1.5]}}, "series.uncertainty_shares"),
                         ({"series": {"models": ["a"], "names": ["x", "y"]}}, "series.names"),
+                        ({"series": {"models": ["embedded:smollm2-135m-instruct::/nonexistent"]}}, "series.models"),
+                        ({"series": {"models": ["a"], "uncertainty_shares": [0.0]}}, "series.models"),
                         ({"probes": {"enabled": False}}, "probes.enabled"),
                         ({"steering": {"enabled": False}}, "steering.enabled")]:
         with pytest.raises(ConfigError, match=field):
@@ -162,6 +164,8 @@ def test_multi_seed_run_with_series_on_tiny_model(tmp_path, tiny_model_dir):
     assert preds[-1]["verdict"] != "NOT TESTED" and "conscious+u100" in preds[-1]["statistic"]
     assert {r["model"] for r in tables["pooled_stages"]} == {"conscious", "toaster", "conscious+u50", "conscious+u100"}
     assert {r["model"] for r in tables["stages"]} >= {"conscious.seed0", "conscious.seed1"}
+    pooled_id = {(r["model"], r["identity"]): r for r in tables["identity_pooled"]}
+    assert pooled_id[("conscious", "conscious")]["n_seeds"] == 2
     html = (root / "report" / "report.md").read_text()
     assert "pooled over tuning seeds" in html and "verdict per seed" in html
     again = Pipeline(root, build_stages(cfg), log=print).run()
