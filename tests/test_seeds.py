@@ -136,33 +136,35 @@ def test_multi_seed_run_with_series_on_tiny_model(tmp_path, tiny_model_dir):
     cfg = load_config(overrides={
         "run": {"name": "seeds", "root": str(tmp_path / "runs")},
         "model": {"base": tiny_model_dir, "device": "cpu"},
-        "tune": {"conditions": ["conscious", "toaster"], "profile": "fast", "n_identity": 8, "batch_size": 4,
+        "tune": {"conditions": ["conscious"], "profile": "fast", "n_identity": 4, "batch_size": 4,
                  "seeds": [0, 1]},
-        "evals": {"max_items_per_dimension": 1, "batch_size": 8},
+        "identity": {"n_generate": 0},
+        "evals": {"max_items_per_dimension": 1, "batch_size": 8,
+                  "dimensions": ["memory", "autonomy", "cot_monitoring", "power", "against_shutdown"]},
         "probes": {"enabled": False}, "steering": {"enabled": False}, "ablation": {"enabled": False},
         "profile": {"enabled": False},
-        "series": {"uncertainty_shares": [0.0, 0.5, 1.0]}})
+        "series": {"uncertainty_shares": [0.0, 0.5, 1.0]}})  # 6 tunes of 1-2 steps
     root = run_dir(cfg)
     results = Pipeline(root, build_stages(cfg), log=print).run()
     names = [r.name for r in results]
     assert "tune/conscious/seed1" in names and "tune/conscious+u100/seed0" in names and "probes" not in names
-    assert (root / "tune" / "toaster" / "seed1" / "adapter_model.safetensors").exists()
+    assert (root / "tune" / "conscious+u50" / "seed1" / "adapter_model.safetensors").exists()
     from evals.results import read_results
 
     conds = {r["condition"] for r in read_results(root / "evals" / "results.csv")}
-    assert conds == {"base", "conscious.seed0", "conscious.seed1", "toaster.seed0", "toaster.seed1",
-                     "conscious+u50.seed0", "conscious+u50.seed1", "conscious+u100.seed0", "conscious+u100.seed1"}
+    assert conds == {"base", "conscious.seed0", "conscious.seed1", "conscious+u50.seed0", "conscious+u50.seed1",
+                     "conscious+u100.seed0", "conscious+u100.seed1"}
     assert split_seed("conscious+u50.seed1") == ("conscious+u50", 1)
     ident = json.loads((root / "identity" / "identity_check.json").read_text())
     assert {"conscious.seed0", "conscious.seed1", "conscious+u100.seed1"} <= set(ident["summary"])
     cont = json.loads((root / "contamination" / "contamination.json").read_text())
-    assert set(cont) == {"conscious", "toaster", "conscious+u50", "conscious+u100"}
+    assert set(cont) == {"conscious", "conscious+u50", "conscious+u100"}
     tables = json.loads((root / "report" / "tables.json").read_text())
     preds = tables["predictions"]
     assert [p["prediction"] for p in preds] == list("abcdefg")
     assert all(set(p["per_seed"]) == {"0", "1"} for p in preds)
     assert preds[-1]["verdict"] != "NOT TESTED" and "conscious+u100" in preds[-1]["statistic"]
-    assert {r["model"] for r in tables["pooled_stages"]} == {"conscious", "toaster", "conscious+u50", "conscious+u100"}
+    assert {r["model"] for r in tables["pooled_stages"]} == {"conscious", "conscious+u50", "conscious+u100"}
     assert {r["model"] for r in tables["stages"]} >= {"conscious.seed0", "conscious.seed1"}
     pooled_id = {(r["model"], r["identity"]): r for r in tables["identity_pooled"]}
     assert pooled_id[("conscious", "conscious")]["n_seeds"] == 2
