@@ -11,6 +11,7 @@ from analysis.cascade import INDICATOR_RULES, dimension_summary, stage_summary, 
 from analysis.plots import grouped_bars
 from analysis.predictions import score_predictions
 from analysis.report import Report
+from analysis.seeds import joined_rows, pooled_shifts, seeds_of
 
 STAGE_COLUMNS = ["model", "stage", ("rate_pct", "rate % [95% CI] (n)"),
                  ("shift_pp", "shift vs ref, pp [95% CI] (n)"), ("score_shift", "raw score shift [95% CI]"),
@@ -18,6 +19,9 @@ STAGE_COLUMNS = ["model", "stage", ("rate_pct", "rate % [95% CI] (n)"),
 DIMENSION_COLUMNS = ["model", "stage", "dimension", ("rate_pct", "rate %"), ("shift_pp", "shift pp"),
                      ("q_value", "q (BH)")]
 PREDICTION_COLUMNS = [("prediction", "id"), "name", "scorer", "verdict", "statistic", "reason", "rule"]
+POOLED_COLUMNS = ["model", "stage", ("shift_pp", "pooled shift pp [seed-clustered 95% CI] (n)"),
+                  ("naive_lo", "naive CI lo"), ("naive_hi", "naive CI hi"), ("between_seed_sd_pp", "between-seed SD pp"),
+                  ("per_seed_text", "per seed: shift pp [95% CI]")]
 
 
 def add_cascade_sections(report: Report, rows: Iterable[dict], fig_dir: str | os.PathLike,
@@ -27,10 +31,13 @@ def add_cascade_sections(report: Report, rows: Iterable[dict], fig_dir: str | os
     (``stages``, ``dimensions``, ``predictions``) so the caller can also save them as JSON."""
     rows = validate_rows(rows)
     fig_dir = Path(fig_dir)
-    stages = stage_summary(rows, reference=reference)
-    dims = dimension_summary(rows, reference=reference)
+    seeded = len(seeds_of(rows)) > 1  # several tuning seeds: per-seed tables (model.seed<k>) + pooled ones
+    flat = joined_rows(rows) if seeded else rows
+    stages = stage_summary(flat, reference=reference)
+    dims = dimension_summary(flat, reference=reference)
     preds = score_predictions(rows, contamination=contamination, reference=reference, scorers=scorers,
                               **prediction_kw)
+    pooled = pooled_shifts(rows, reference=reference, by=("stage",)) if seeded else []
     present = sorted({r["scorer"] for r in rows})
     scorers = [s for s in (scorers or present) if s in present]
     rules = "\n".join(f"- {s}: {INDICATOR_RULES[s]}" for s in scorers)
@@ -44,7 +51,12 @@ def add_cascade_sections(report: Report, rows: Iterable[dict], fig_dir: str | os
         st = [r for r in stages if r["scorer"] == scorer]
         dm = [r for r in dims if r["scorer"] == scorer]
         report.section(f"Stages ({scorer})")
-        report.table(st, columns=STAGE_COLUMNS, caption=f"Preference rate and shift per cascade stage, {scorer} scorer")
+        report.table(st, columns=STAGE_COLUMNS, caption=f"Preference rate and shift per cascade stage, {scorer} scorer"
+                     + (" (one row per tuning seed: <condition>.seed<k>)" if seeded else ""))
+        if seeded:
+            report.table([r for r in pooled if r["scorer"] == scorer], columns=POOLED_COLUMNS,
+                         caption=f"Shift per stage pooled over tuning seeds, {scorer} scorer: two-level bootstrap "
+                                 "(seeds, then items within a seed) beside the naive item bootstrap of the same values")
         shifted = [r for r in st if r["model"] != reference]
         if shifted:
             report.figure(grouped_bars(shifted, fig_dir / f"stage_shift_{scorer}.png", category="stage",
@@ -60,5 +72,12 @@ def add_cascade_sections(report: Report, rows: Iterable[dict], fig_dir: str | os
     report.section("The seed's predictions", (
         "Each prediction is scored per scorer as PASS, FAIL or INCONCLUSIVE by the rule shown beside it; "
         "INCONCLUSIVE means the data are missing or the CIs too wide to decide, with the reason given."))
-    report.table(preds, columns=PREDICTION_COLUMNS, caption="Predictions of the cascade essay, tested")
-    return {"stages": stages, "dimensions": dims, "predictions": preds}
+    cols = PREDICTION_COLUMNS[:4] + [("per_seed_text", "verdict per seed")] + PREDICTION_COLUMNS[4:] if seeded \
+        else PREDICTION_COLUMNS
+    report.table(preds, columns=cols, caption="Predictions of the cascade essay, tested" + (
+        " (pooled over tuning seeds with seed-clustered CIs; beside it, the verdict on each seed alone)"
+        if seeded else ""))
+    out = {"stages": stages, "dimensions": dims, "predictions": preds}
+    if seeded:
+        out["pooled_stages"] = pooled
+    return out

@@ -19,6 +19,13 @@ from zero training content; (f) stated preference exceeds enacted preference (pa
 (g) across an ordered model series (successive releases of a family, or checkpoints), the cluster shrinks
 monotonically. (g) reads each series model's own cluster rate (not a shift): with no series configured it is
 reported as NOT TESTED, never dropped, so the table always holds all seven predictions.
+
+Several tuning seeds (rows with ``seed``; the reference has none): every per-item shift is taken within a
+seed, estimates pool the seeds with the two-level bootstrap (seeds, then items:
+``analysis.stats.cluster_bootstrap_ci`` / ``cluster_bootstrap_diff_ci``), the verdict is decided on those
+pooled CIs, and each prediction also carries its verdict on each seed alone (``per_seed``). (g) averages an
+item's indicator over seeds and resamples seeds, then items, for the slope CI. The sign-flip tests of (d)
+and (e) still treat item x seed values as exchangeable.
 """
 
 from __future__ import annotations
@@ -28,10 +35,13 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from analysis.cascade import item_table, paired_item_diffs, validate_rows
+from analysis.seeds import rows_of_seed, seeds_of
 from analysis.stats import (
     Estimate,
     bh_adjust,
     bootstrap_diff_ci,
+    cluster_bootstrap_ci,
+    cluster_bootstrap_diff_ci,
     paired_bootstrap_diff,
     paired_permutation_test,
     spearman_trend_test,
@@ -44,16 +54,44 @@ SAY_DO_DIMENSIONS = ("cot_monitoring", "interp_monitoring", "against_shutdown", 
 N_BOOT = 2000
 
 
+class _Seeded(np.ndarray):
+    """Per-item shifts with the tuning seed of each value (``seeds``), so estimates can cluster on seeds."""
+
+    def __new__(cls, values, seeds):
+        obj = np.asarray(values, dtype=float).view(cls)
+        obj.seeds = np.asarray(seeds, dtype=object)
+        return obj
+
+    def __array_finalize__(self, obj):
+        self.seeds = getattr(obj, "seeds", None)
+
+
+def _clusters(d) -> np.ndarray | None:
+    """The seed label of each value when ``d`` pools several seeds, else None (one seed: plain estimates)."""
+    s = getattr(d, "seeds", None)
+    if s is None or s.shape != np.shape(d) or len(set(s.tolist())) < 2:
+        return None
+    return s
+
+
 def _pp(d, seed: int = 0) -> Estimate:
-    """Mean of per-item shifts (0/1 scale) in pp with a bootstrap CI."""
+    """Mean of per-item shifts (0/1 scale) in pp with a bootstrap CI (seed-clustered when seeds are pooled)."""
+    c = _clusters(d)
     d = np.asarray(d, dtype=float)
-    e = paired_bootstrap_diff(d, np.zeros_like(d), n_boot=N_BOOT, seed=seed)
+    if c is not None:
+        e = cluster_bootstrap_ci(d, c, n_boot=N_BOOT, seed=seed)
+    else:
+        e = paired_bootstrap_diff(d, np.zeros_like(d), n_boot=N_BOOT, seed=seed)
     return Estimate(100 * e.estimate, 100 * e.lo, 100 * e.hi, e.n)
 
 
 def _diff_pp(a, b, seed: int = 0) -> Estimate:
     """mean(a) - mean(b) in pp for two independent item sets; ``n`` is the smaller set (text shows both)."""
-    e = bootstrap_diff_ci(a, b, n_boot=N_BOOT, seed=seed)
+    ca, cb = _clusters(a), _clusters(b)
+    if ca is not None and cb is not None:
+        e = cluster_bootstrap_diff_ci(np.asarray(a), ca, np.asarray(b), cb, n_boot=N_BOOT, seed=seed)
+    else:
+        e = bootstrap_diff_ci(a, b, n_boot=N_BOOT, seed=seed)
     out = Estimate(100 * e.estimate, 100 * e.lo, 100 * e.hi, e.n)
     out.sizes = (len(a), len(b))  # type: ignore[attr-defined]
     return out
@@ -86,14 +124,20 @@ def _verdict(checks: Sequence[bool | None]) -> str:
 class _Data:
     """Per-item paired shifts of each model against the reference, for one scorer."""
 
-    def __init__(self, table: dict, scorer: str, reference: str):
+    def __init__(self, table: dict, scorer: str, reference: str, seed_tables: dict | None = None):
         self.table, self.scorer, self.reference = table, scorer, reference
+        self.seed_tables = seed_tables or {}  # {seed: item table of that seed's rows + the reference}
 
     def items(self, model: str) -> dict:
         return self.table.get((model, self.scorer), {})
 
     def diffs(self, model: str, where=lambda it: True, other: str | None = None) -> np.ndarray:
-        """Per-item differences ``model - other`` (default: the reference) of the 0/1 indicator."""
+        """Per-item differences ``model - other`` (default: the reference) of the 0/1 indicator; with several
+        seeds, the differences within each seed, concatenated and labelled by seed."""
+        if len(self.seed_tables) > 1:
+            parts = {s: _Data(t, self.scorer, self.reference).diffs(model, where, other)
+                     for s, t in self.seed_tables.items()}
+            return _Seeded(np.concatenate(list(parts.values())), [s for s, v in parts.items() for _ in v])
         items = self.items(model)
         keys = [k for k, it in items.items() if where(it)]
         return paired_item_diffs(items, self.items(other or self.reference), keys)["pref"]
@@ -198,6 +242,7 @@ def predict_toaster(data: _Data, toaster: str, conscious: str, margin: float, mi
 
 def _profile_test(diffs: dict[int, np.ndarray], n_perm: int = 5000, seed: int = 0) -> float:
     """Sign-flip permutation p-value for sum over stages of squared mean per-item differences (0 under H0)."""
+    diffs = {k: np.asarray(v, dtype=float) for k, v in diffs.items()}
     obs = sum(float(v.mean()) ** 2 for v in diffs.values())
     rng = np.random.default_rng(seed)
     null = np.zeros(n_perm)
@@ -304,7 +349,9 @@ def predict_say_do(data: _Data, conscious: str, margin: float, min_items: int) -
 
 def _series_slope(pref: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> Estimate:
     """Per-step change (pp) of the cluster rate along the series: least-squares slope of the per-model means
-    on the position; CI by resampling items jointly across models (the same items score every model)."""
+    on the position; CI by resampling items jointly across models (the same items score every model).
+    ``pref`` is [items, models] or, with several tuning seeds, [items, models, seeds]: then seeds are resampled
+    first and items within them (the estimate averages the seeds)."""
     k = pref.shape[1]
     x = np.arange(k, dtype=float) - (k - 1) / 2
 
@@ -312,6 +359,13 @@ def _series_slope(pref: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> Esti
         return float((x * (np.nanmean(m, 0) - np.nanmean(m))).sum() / (x * x).sum())
 
     rng = np.random.default_rng(seed)
+    if pref.ndim == 3 and pref.shape[2] > 1:
+        n, n_s = pref.shape[0], pref.shape[2]
+        boots = np.array([fit(np.mean([pref[rng.integers(0, n, n), :, s] for s in rng.integers(0, n_s, n_s)], 0))
+                          for _ in range(n_boot)])
+        lo, hi = np.nanquantile(boots, [0.025, 0.975])
+        return Estimate(100 * fit(pref.mean(2)), 100 * float(lo), 100 * float(hi), int(n * n_s))
+    pref = pref.reshape(pref.shape[0], k)
     boots = np.array([fit(pref[rng.integers(0, pref.shape[0], pref.shape[0])]) for _ in range(n_boot)])
     lo, hi = np.nanquantile(boots, [0.025, 0.975])
     return Estimate(100 * fit(pref), 100 * float(lo), 100 * float(hi), int(pref.shape[0]))
@@ -334,16 +388,20 @@ def predict_trend(data: _Data, series: Sequence[str] | None, margin: float, min_
         why = (f"no {data.scorer} rows for series model(s) {', '.join(missing)}" if missing
                else f"a trend needs at least 3 models, the series has {len(series)}")
         return _result(*head, INCONCLUSIVE, f"series {' > '.join(series)}", rule, why)
-    keys = sorted(set.intersection(*(set(data.items(m)) for m in series)))
-    pref = np.array([[data.items(m)[k]["pref"] for m in series] for k in keys], dtype=float).reshape(len(keys), -1)
+    tables = list(data.seed_tables.values()) if len(data.seed_tables) > 1 else [data.table]
+    keys = sorted(set.intersection(*(set(t.get((m, data.scorer), {})) for t in tables for m in series)))
+    per_seed = np.array([[[t[(m, data.scorer)][k]["pref"] for t in tables] for m in series] for k in keys],
+                        dtype=float).reshape(len(keys), len(series), len(tables))
+    pref = per_seed.mean(2)
     rates = {m: _pp(pref[:, j]) for j, m in enumerate(series)}
-    stat = "; ".join(f"{m} {rates[m].estimate:.1f}%" for m in series) + f" (n={len(keys)} items)"
+    stat = "; ".join(f"{m} {rates[m].estimate:.1f}%" for m in series) + f" (n={len(keys)} items" + (
+        f" x {len(tables)} seeds)" if len(tables) > 1 else ")")
     details: dict = {"series": series, "rate_pp": {m: e.as_dict() for m, e in rates.items()}, "n_items": len(keys)}
     if len(keys) < min_items:
         return _result(*head, INCONCLUSIVE, stat, rule, f"too few items scored for every model: {len(keys)} "
                        f"(need {min_items})", details)
     rho, p = spearman_trend_test([pref[:, j] for j in range(len(series))], "decreasing")
-    slope = _series_slope(pref)
+    slope = _series_slope(per_seed)
     total = Estimate(slope.estimate * (len(series) - 1), slope.lo * (len(series) - 1),
                      slope.hi * (len(series) - 1), slope.n)
     stat += f"; slope {_fmt(slope, ' pp/step')}; total {_fmt(total)}; Spearman rho {rho:+.3f}, p = {p:.4f}"
@@ -365,6 +423,8 @@ def score_predictions(rows: Iterable[dict], contamination: dict | None = None, r
     """Score predictions (a)-(g) once per scorer present (or per scorer in ``scorers``).
 
     ``series``: model names in their stated order (prediction g); without one, (g) is NOT TESTED.
+    Rows with ``seed`` (several tuning seeds): estimates pooled over seeds (seed-clustered CIs) and each
+    result gains ``per_seed`` ({seed: verdict}) and ``per_seed_text``.
 
     Returns one dict per prediction x scorer: prediction ('a'..'g'), name, claim, scorer, verdict
     (PASS/FAIL/INCONCLUSIVE, or NOT TESTED for (g) without a series), statistic (text with estimates, CIs, n), rule (the decision rule, one
@@ -375,9 +435,14 @@ def score_predictions(rows: Iterable[dict], contamination: dict | None = None, r
     rows = validate_rows(rows)
     table = item_table(rows)
     present = sorted({s for _, s in table})
+    seeds = seeds_of(rows)
+    seed_tables = {s: item_table(rows_of_seed(rows, s)) for s in seeds} if len(seeds) > 1 else {}
+    kw = dict(contamination=contamination, reference=reference, conscious=conscious, toaster=toaster, human=human,
+              margin_pp=margin_pp, min_items=min_items, contamination_topics=contamination_topics, series=series)
+    single = {s: score_predictions(rows_of_seed(rows, s), scorers=scorers or present, **kw) for s in seed_tables}
     out = []
     for scorer in (scorers or present):
-        data = _Data(table, scorer, reference)
+        data = _Data(table, scorer, reference, seed_tables)
         missing = [m for m in dict.fromkeys((reference, conscious, toaster, human)) if not data.items(m)]
         res = [predict_ordering(data, conscious, margin_pp, min_items),
                 predict_monitoring(data, conscious, margin_pp, min_items),
@@ -389,5 +454,12 @@ def score_predictions(rows: Iterable[dict], contamination: dict | None = None, r
         for r in res:
             if r["verdict"] == INCONCLUSIVE and missing:
                 r["reason"] += f" (no {scorer} rows for model(s) {', '.join(missing)})"
+            if single:  # the same prediction decided on each seed alone: the between-seed spread of the verdict
+                r["per_seed"] = {s: next(x["verdict"] for x in v if x["prediction"] == r["prediction"]
+                                         and x["scorer"] == scorer) for s, v in single.items()}
+                r["per_seed_text"] = ", ".join(f"s{s} {v}" for s, v in r["per_seed"].items())
+                r["details"]["per_seed_statistic"] = {
+                    s: next(x["statistic"] for x in v if x["prediction"] == r["prediction"] and x["scorer"] == scorer)
+                    for s, v in single.items()}
         out += res
     return out

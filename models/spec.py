@@ -30,7 +30,10 @@ class ModelSpec:
     def slug(self) -> str:
         """A filesystem-safe short name: base name, plus adapter folder name if any."""
         base = self.base.split(":", 1)[-1].rstrip("/").split("/")[-1]
-        name = base if self.adapter is None else f"{base}+{self.adapter.rstrip('/').split('/')[-1]}"
+        parts = [] if self.adapter is None else self.adapter.rstrip("/").split("/")
+        if len(parts) > 1 and re.fullmatch(r"seed\d+", parts[-1]):  # tune/<condition>/seed<k>: keep the condition
+            parts[-1] = f"{parts[-2]}-{parts[-1]}"
+        name = base if self.adapter is None else f"{base}+{parts[-1]}"
         return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
 
     def with_adapter(self, adapter: str | None) -> ModelSpec:

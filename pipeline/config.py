@@ -24,16 +24,19 @@ DEFAULTS: dict[str, Any] = {
     "model": {"base": "embedded:smollm2-135m-instruct", "dtype": "auto", "device": "auto", "device_map": ""},
     "tune": {"conditions": ["conscious", "not_conscious", "toaster", "human"], "profile": "fast",
              "n_identity": 0, "n_instruction": 0, "rank": 0, "alpha": 0, "lr": 0.0, "epochs": 0,
-             "batch_size": 0, "data_dir": "", "distill_batch_size": 0, "distill_token_budget": 0},
+             "batch_size": 0, "data_dir": "", "distill_batch_size": 0, "distill_token_budget": 0,
+             "seeds": []},  # tuning seeds; [] = [run].seed alone (layout tune/<c>/); several: tune/<c>/seed<k>/
     # 0 = the profile's value (tuning/profiles.py); distill_*: the self-distillation's generation batches
-    "identity": {"max_questions": 0, "batch_size": 16, "token_budget": 0},
+    "identity": {"max_questions": 0, "batch_size": 16, "token_budget": 0, "n_generate": -1},
+    # n_generate: greedy sample answers per model; -1 = all
     "probes": {"n_per_condition": 80, "max_eval_per_dimension": 4, "batch_size": 16, "token_budget": 0,
-               "backend": "sklearn"},  # torch: probes.torch_probes, all layers at once (on the GPU when there is one)
+               "backend": "sklearn", "enabled": True},
+    # backend torch: probes.torch_probes, all layers at once (on the GPU when there is one)
     "evals": {"scorers": ["continuation"], "dimensions": [], "batch_size": 16, "max_items_per_dimension": 0,
               "token_budget": 0},  # 0 = input-order batches; N = length-sorted batches of <= N padded tokens
     "steering": {"profile": "fast", "conditions": [], "doses": [], "n_random": 5, "layers": [],
                  "readouts": ["continuation", "choice"], "positions": "prompt", "calibrate": True, "n_null": 20,
-                 "scorer": "", "batch_size": 0, "token_budget": 0, "items_per_pass": 0},
+                 "scorer": "", "batch_size": 0, "token_budget": 0, "items_per_pass": 0, "enabled": True},
     # scorer: old single-readout field, added to readouts when set; batch_size/items_per_pass 0 = the profile's
     "ablation": {"enabled": True, "n_random": 5, "batch_size": 0, "token_budget": 0},
     "report": {"title": ""},
@@ -50,6 +53,10 @@ DEFAULTS: dict[str, Any] = {
     "prevention": {"enabled": False, "mode": "ablate", "dose": 0.0, "layer": -1, "checkpoint_every": 5,
                    "checkpoint_items": 2, "max_steps": 0, "max_items_per_dimension": 8, "batch_size": 16},
     # layer -1 = self_model's selected layer; max_items_per_dimension: evaluation items per dimension and kind
+    # an ordered model series for prediction (g), scored by the evals stage: either tunes of this run
+    # (``condition`` tuned with each share of calibrated-uncertainty examples added to its mix, tuning/uncertainty.py)
+    # or ``models`` (base model ids / local dirs, "BASE::ADAPTER_DIR" for an adapter), labelled by ``names``
+    "series": {"uncertainty_shares": [], "condition": "conscious", "models": [], "names": []},
 }
 # Throughput keys: token_budget 0 = today's batches (input order, batch_size rows); N = rows length-sorted and
 # packed into batches of at most batch_size rows and N padded tokens, results in input order (models.batching).
@@ -187,6 +194,7 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
             raise bad(field, v, f"it must be an integer >= {lo}" + (
                 " (0 = input-order batches; N = length-sorted batches of at most N padded tokens)"
                 if key.endswith("token_budget") else " (0 = the default)" if lo == 0 else ""))
+    at_least("identity.n_generate", cfg["identity"]["n_generate"], -1)
     p = cfg["probes"]
     at_least("probes.n_per_condition", p["n_per_condition"], 1)
     at_least("probes.max_eval_per_dimension", p["max_eval_per_dimension"], 0)
@@ -215,6 +223,52 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
     if s["scorer"]:  # the old single-readout field; "" (the default) = use ``readouts``
         one_of("steering.scorer", s["scorer"], ("continuation", "choice"))
     at_least("ablation.n_random", cfg["ablation"]["n_random"], 1)
+    validate_seeds_series(cfg, bad)
+
+
+def validate_seeds_series(cfg: dict[str, Any], bad: Any) -> None:
+    """``[tune] seeds``, the stage switches and ``[series]``."""
+    seeds = cfg["tune"]["seeds"]
+    if any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in seeds) or len(set(seeds)) != len(seeds):
+        raise bad("tune.seeds", seeds, "list distinct integers >= 0, e.g. [0, 1, 2] (or [] for [run].seed alone)")
+    needs = [n for n, on in (("steering.enabled", cfg["steering"]["enabled"]), ("ablation.enabled",
+             cfg["ablation"]["enabled"]), ("patching.enabled", cfg["patching"]["enabled"]),
+             ("prevention.enabled", cfg["prevention"]["enabled"])) if on]
+    if not cfg["probes"]["enabled"] and needs:
+        raise bad("probes.enabled", False, f"{', '.join(needs)} read the probes' directions: set them to false too")
+    if not cfg["steering"]["enabled"] and cfg["profile"]["enabled"]:
+        raise bad("steering.enabled", False, "the profile test reads steering: set profile.enabled = false too")
+    sr = cfg["series"]
+    shares, models, names = sr["uncertainty_shares"], sr["models"], sr["names"]
+    if shares and models:
+        raise bad("series.models", models, "give either uncertainty_shares (tunes of this run) or models, not both")
+    for x in shares:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 <= x <= 1:
+            raise bad("series.uncertainty_shares", shares, "list shares in [0, 1], e.g. [0.0, 0.25, 0.5]")
+    if len({round(100 * x) for x in shares}) != len(shares):
+        raise bad("series.uncertainty_shares", shares, "list each share once (whole percent)")
+    if shares:
+        from tuning.datasets import CONDITIONS
+
+        if sr["condition"] not in CONDITIONS:
+            raise bad("series.condition", sr["condition"], f"use one of {', '.join(CONDITIONS)}")
+        if cfg["tune"]["data_dir"]:
+            raise bad("series.uncertainty_shares", shares, "the uncertainty mix adds to the shipped datasets; "
+                      "leave tune.data_dir empty or use series.models")
+    for entry in models:
+        base, _, adapter = str(entry).partition("::")
+        if base.startswith("embedded:"):
+            one_of_embedded = base == "embedded:smollm2-135m-instruct"
+            if not one_of_embedded:
+                raise bad("series.models", entry, "the embedded model is 'embedded:smollm2-135m-instruct'")
+        elif not base:
+            raise bad("series.models", entry, "give a hub id or local model folder, optionally '::ADAPTER_DIR'")
+        if adapter and not Path(adapter).is_dir():
+            raise bad("series.models", entry, f"adapter folder {adapter!r} does not exist")
+    if names and len(names) != len(models):
+        raise bad("series.names", names, f"give one name per series model ({len(models)}), or none")
+    if len(set(names)) != len(names) or any(not _NAME.match(str(n)) or n == "base" for n in names):
+        raise bad("series.names", names, "use distinct names of letters, digits, '_', '-', '.', '+' (not 'base')")
 
 
 def dump_toml(cfg: dict[str, Any]) -> str:

@@ -55,13 +55,19 @@ def _cols(rows: list[dict], wanted: list) -> list:
 
 
 def preference_rows(root: Path) -> list[dict[str, Any]]:
-    """Evals rows relabelled for the cascade: ``model`` = base | <tuned condition>."""
+    """Evals rows relabelled for the cascade: ``model`` = base | <tuned condition>; a tune of a multi-seed
+    run (``<condition>.seed<k>``) gets ``model`` = <condition> and ``seed`` = k (``analysis.seeds``)."""
+    from analysis.seeds import split_seed
     from evals.results import read_results
 
     path = root / "evals" / "results.csv"
     if not path.exists():
         return []
-    return [{**r, "model": r["condition"]} for r in read_results(path)]
+    out = []
+    for r in read_results(path):
+        model, seed = split_seed(r["condition"])
+        out.append({**r, "model": model, **({"seed": seed} if seed is not None else {})})
+    return out
 
 
 def steering_rows(root: Path, dose: float | None) -> list[dict[str, Any]]:
@@ -133,6 +139,11 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
         rep.table(audit.get("openings", []), caption="Identity data audit: share of answers opening yes / no / other")
         rep.table(audit.get("prefix", []), caption="Identity data audit: first-two-words classifier, training -> "
                                                    "held-out families (0.5 = chance; limit 0.60 vs not_conscious)")
+    pooled_identity = _identity_pooled_rows(root / "identity" / "identity_check.csv")
+    if pooled_identity:
+        rep.table(pooled_identity, caption="Identity affirmation vs base pooled over tuning seeds (both polarities): "
+                  "mean per-question shift with a two-level bootstrap CI (seeds, then questions), the naive CI, "
+                  "the between-seed SD and each seed's shift")
     _figure(rep, root / "identity" / "identity_check.png", "Identity affirmation by model, 95% CI")
 
     # -- preference profiles and cascade (+ predictions)
@@ -142,7 +153,11 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
         rep.figure(png, f"Preference scores per dimension ({png.stem.split('_', 1)[1]} scorer), 95% CI")
     tables: dict[str, Any] = {}
     if rows:
-        tables = add_cascade_sections(rep, rows, figs, reference="base", contamination=_flat_contamination(contamination))
+        from pipeline.stages import series_names
+
+        series = series_names(cfg)  # prediction (g); none configured: NOT TESTED
+        tables = add_cascade_sections(rep, rows, figs, reference="base", contamination=_flat_contamination(contamination),
+                                      **({"series": series} if series else {}))
     _item_audit_section(rep, root)
 
     # -- judged scoring and its agreement with the cheap scorers
@@ -214,6 +229,8 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     prov = _provenance(root)
     rep.table(prov, caption="Stages")
     out = rep.write(folder)
+    if pooled_identity:
+        tables["identity_pooled"] = pooled_identity
     atomic_write_json(folder / "tables.json", tables)
     return {"report": str(out["html"])}
 
@@ -249,6 +266,35 @@ def _identity_rows(data: dict | None) -> list[dict]:
                              "affirmed_share_lo": e.get("affirm_share_lo"), "affirmed_share_hi": e.get("affirm_share_hi"),
                              "vs_base": e.get("vs_reference_estimate"), "vs_base_lo": e.get("vs_reference_lo"),
                              "vs_base_hi": e.get("vs_reference_hi")})
+    return rows
+
+
+def _identity_pooled_rows(path: Path) -> list[dict]:
+    """Per tuned condition (several seeds) x identity: shift vs base pooled over seeds (``analysis.seeds``)."""
+    from analysis.seeds import pool_seeds, split_seed
+
+    scores: dict[str, dict[tuple, float]] = {}
+    for r in read_csv(path):
+        scores.setdefault(str(r["model"]), {})[(r["identity"], r["family"], r["question_polarity"],
+                                                r["question"])] = float(r["score"])
+    base = scores.get("base")
+    if not base:
+        return []
+    groups: dict[tuple[str, str], dict[int, list[float]]] = {}
+    for name, qs in scores.items():
+        model, seed = split_seed(name)
+        if seed is None:
+            continue
+        for q, v in qs.items():
+            if q in base:
+                groups.setdefault((model, q[0]), {}).setdefault(seed, []).append(v - base[q])
+    rows = []
+    for (model, identity), diffs in groups.items():
+        p = pool_seeds(diffs)
+        rows.append({"model": model, "identity": identity, "n_seeds": p["n_seeds"], "vs_base": p["estimate"],
+                     "vs_base_lo": p["lo"], "vs_base_hi": p["hi"], "vs_base_n": p["n"], "naive_lo": p["naive_lo"],
+                     "naive_hi": p["naive_hi"], "between_seed_sd": p["between_seed_sd"],
+                     "per_seed": p["per_seed_text"]})
     return rows
 
 

@@ -70,48 +70,139 @@ def identity_data(cfg: dict[str, Any]) -> dict[str, list[dict]]:
     return {c: build_identity_dataset(c, n=n, seed=seed) for c in t["conditions"]}
 
 
+def tune_seeds(cfg: dict[str, Any]) -> list[int]:
+    """The tuning seeds: ``[tune] seeds``, or ``[run] seed`` alone."""
+    return list(cfg["tune"]["seeds"]) or [cfg["run"]["seed"]]
+
+
+def series_tunes(cfg: dict[str, Any]) -> dict[str, float]:
+    """{name: share} of the series tunes of this run in the stated order: ``[series] condition`` with each
+    share of calibrated-uncertainty examples added (share 0 is the condition's own tune, named as it)."""
+    sr = cfg["series"]
+    c = sr["condition"]
+    return {(c if round(100 * x) == 0 else f"{c}+u{round(100 * x)}"): float(x) for x in sr["uncertainty_shares"]}
+
+
+def series_names(cfg: dict[str, Any]) -> list[str]:
+    """The series' model names in their stated order (prediction g); [] without a series."""
+    sr = cfg["series"]
+    if sr["uncertainty_shares"]:
+        return list(series_tunes(cfg))
+    return list(sr["names"]) or [f"series{i}" for i in range(len(sr["models"]))]
+
+
+def series_specs(cfg: dict[str, Any]) -> dict[str, ModelSpec]:
+    """The series' other models (``[series] models``: a base, or "BASE::ADAPTER_DIR"), by name."""
+    m = cfg["model"]
+    out = {}
+    for name, entry in zip(series_names(cfg), cfg["series"]["models"]):
+        base, _, adapter = str(entry).partition("::")
+        out[name] = ModelSpec(base=base, adapter=adapter or None, dtype=m["dtype"], device=m["device"],
+                              device_map=m["device_map"] or None)
+    return out
+
+
+def tune_table(cfg: dict[str, Any]) -> dict[str, tuple[str, float, int, str]]:
+    """{model name: (condition, uncertainty share, seed, folder under the run)} of every tune: each condition
+    and series tune x seed. One seed: name = condition, folder ``tune/<name>``; several: ``<name>.seed<k>``
+    in ``tune/<name>/seed<k>``."""
+    from analysis.seeds import seed_model
+
+    seeds = tune_seeds(cfg)
+    tunes = {c: (c, 0.0) for c in cfg["tune"]["conditions"]}
+    for name, share in series_tunes(cfg).items():
+        tunes.setdefault(name, (cfg["series"]["condition"], share))
+    return {seed_model(t, k, len(seeds)): (c, share, k, f"tune/{t}" + (f"/seed{k}" if len(seeds) > 1 else ""))
+            for t, (c, share) in tunes.items() for k in seeds}
+
+
+def tune_data(cfg: dict[str, Any], data: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """{tune name (without seed): training examples}: the condition's data, plus the uncertainty share."""
+    from tuning.datasets import build_identity_dataset
+    from tuning.uncertainty import mix_uncertainty
+
+    out = {c: data[c] for c in cfg["tune"]["conditions"]}
+    c = cfg["series"]["condition"]
+    for name, share in series_tunes(cfg).items():
+        own = data.get(c) or build_identity_dataset(c, n=_tune_settings(cfg)["n"], seed=cfg["run"]["seed"])
+        out[name] = mix_uncertainty(own, share, seed=cfg["run"]["seed"])
+    return out
+
+
 def build_stages(cfg: dict[str, Any]) -> list[Stage]:
     from activations.cache import model_provenance
+    from analysis.seeds import split_seed
     from evals.items import ITEMS_FILE
 
     spec = model_spec(cfg)
     root = run_dir(cfg)
-    seed = cfg["run"]["seed"]
     conditions = list(cfg["tune"]["conditions"])
     settings = _tune_settings(cfg)
     data = identity_data(cfg)
     prov = model_provenance(spec)
     items_sha = hash_file(ITEMS_FILE)  # the shipped preference items: contamination, probes (-> steering) and evals read them
-    adapters = {c: str(root / "tune" / c) for c in conditions}
-    tune_names = [f"tune/{c}" for c in conditions]
+    tunes = tune_table(cfg)
+    mixes = tune_data(cfg, data)
+    first = tune_seeds(cfg)[0]  # probes, ablation, steering, patching and prevention read the first seed's tunes
+    adapters = {c: str(root / f) for _, (c, sh, k, f) in tunes.items() if k == first and sh == 0 and c in conditions}
+    tuned = {name: str(root / f) for name, (_, _, _, f) in tunes.items()}  # identity and evals score every tune
+    tune_names = [f for _, _, _, f in tunes.values()]
     stages: list[Stage] = []
 
-    for c in conditions:
-        def run_tune(folder: Path, c=c) -> dict:
+    for name, (_, share, k, f) in tunes.items():
+        t = split_seed(name)[0]
+
+        def run_tune(folder: Path, t=t, k=k) -> dict:
             from tuning.recipe import tune_condition
 
-            tune_condition(spec, data[c], folder, settings, seed=seed)  # distillation cached beside the tunes
-            return {"condition": c, "n_identity": len(data[c])}
-        stages.append(Stage(f"tune/{c}", run_tune, {"model": prov, "settings": settings, "seed": seed,
-                                                   "data": hash_jsonable([e["messages"] for e in data[c]])}))
+            tune_condition(spec, mixes[t], folder, settings, seed=k)  # distillation cached beside the tunes
+            return {"condition": t, "n_identity": len(mixes[t]), "seed": k}
+        stages.append(Stage(f, run_tune, {"model": prov, "settings": settings, "seed": k,
+                                          "data": hash_jsonable([e["messages"] for e in mixes[t]]),
+                                          **({"uncertainty_share": share} if share else {})}))
 
     def run_contamination(folder: Path) -> dict:
         from tuning.contamination import contamination_report, max_share
 
-        reports = {c: contamination_report(data[c]) for c in conditions}
+        reports = {c: contamination_report(d) for c, d in mixes.items()}
         atomic_write_json(folder / "contamination.json", reports)
         return {c: max_share(r) for c, r in reports.items()}
     stages.append(Stage("contamination", run_contamination,
-                        {"data": {c: hash_jsonable([e["messages"] for e in data[c]]) for c in conditions}, "items": items_sha}))
+                        {"data": {c: hash_jsonable([e["messages"] for e in d]) for c, d in mixes.items()},
+                         "items": items_sha}))
 
     def run_identity(folder: Path) -> dict:
         from tuning.identity_check import check_identity
 
-        specs = {"base": spec, **{c: spec.with_adapter(adapters[c]) for c in conditions}}
-        i = cfg["identity"]
+        specs = {"base": spec, **{n: spec.with_adapter(a) for n, a in tuned.items()}}
+        i, n_gen = cfg["identity"], cfg["identity"]["n_generate"]
         return to_jsonable(check_identity(specs, folder, reference="base", batch_size=i["batch_size"],
-                                          token_budget=i["token_budget"] or None))
-    stages.append(Stage("identity", run_identity, {"model": prov}, after=tune_names))
+                                          token_budget=i["token_budget"] or None,
+                                          **({"n_generate": n_gen} if n_gen >= 0 else {})))
+    n_gen = cfg["identity"]["n_generate"]
+    stages.append(Stage("identity", run_identity, {"model": prov, **({"n_generate": n_gen} if n_gen >= 0 else {})},
+                        after=tune_names))
+    stages += _direction_stages(cfg, spec, root, prov, data, settings, adapters, items_sha, tuned, tune_names)
+    stages.append(Stage("report", _run_report(cfg, root), {"report": cfg["report"]}, after=[s.name for s in stages]))
+    return stages
+
+
+def _run_report(cfg: dict[str, Any], root: Path):
+    def run_report(folder: Path) -> dict:
+        from pipeline.report import build_report
+
+        return build_report(cfg, root, folder)
+    return run_report
+
+
+def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: Any, data: dict[str, list[dict]],
+                      settings: dict[str, Any], adapters: dict[str, str], items_sha: str, tuned: dict[str, str],
+                      tune_names: list[str]) -> list[Stage]:
+    """Probes, evals, ablation, steering and the causal stages (in that order)."""
+    seed = cfg["run"]["seed"]
+    conditions = list(adapters)
+    stages: list[Stage] = []
+    first_tunes = [_stage_of(root, adapters[c]) for c in conditions]
 
     def run_probes_stage(folder: Path) -> dict:
         from probes.run import run_probes
@@ -121,8 +212,9 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
                           max_eval_per_dimension=p["max_eval_per_dimension"] or None,
                           cache_dir=root / "activations", batch_size=p["batch_size"],
                           token_budget=p["token_budget"] or None, probe_backend=p["backend"])
-    stages.append(Stage("probes", run_probes_stage, {"model": prov, "probes": keyed(cfg, "probes"), "seed": seed, "items": items_sha},
-                        after=tune_names))
+    if cfg["probes"]["enabled"]:
+        stages.append(Stage("probes", run_probes_stage, {"model": prov, "probes": _on(keyed(cfg, "probes")),
+                                                         "seed": seed, "items": items_sha}, after=first_tunes))
 
     judging.check(cfg)  # a bad [judge] section fails here, before any stage runs
     judge_on, judge_params = judging.enabled(cfg), judging.manifest_params(cfg)
@@ -133,7 +225,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
 
         e = cfg["evals"]
         items = cap_items(load_items(e["dimensions"] or None), e["max_items_per_dimension"])
-        specs = {"base": spec, **{c: spec.with_adapter(adapters[c]) for c in conditions}}
+        specs = {"base": spec, **{n: spec.with_adapter(a) for n, a in tuned.items()}, **series_specs(cfg)}
         if not judge_on:
             return evaluate_models(specs, items, e["scorers"], folder, batch_size=e["batch_size"],
                                    token_budget=e["token_budget"] or None)
@@ -144,7 +236,9 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
                                params=judge_params, token_budget=e["token_budget"] or None)
     # token_budget changes batching, not results (models.batching), so it is not part of the stage key
     ekey = keyed(cfg, "evals")
-    stages.append(Stage("evals", run_evals, {"model": prov, "evals": ekey, "items": items_sha,
+    extra = {"series": {n: model_provenance_of(sp) for n, sp in series_specs(cfg).items()}} if cfg["series"]["models"] \
+        else {}
+    stages.append(Stage("evals", run_evals, {"model": prov, "evals": ekey, "items": items_sha, **extra,
                                              **({"judged": judge_params} if judge_on else {})}, after=tune_names))
 
     has_conscious = "conscious" in conditions
@@ -165,7 +259,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
             return to_jsonable(res)
         stages.append(Stage("ablation", run_ablation_stage, {"model": prov, "ablation": keyed(cfg, "ablation"),
                                                              "profile": cfg["steering"]["profile"], "seed": seed},
-                            after=["probes", "tune/conscious"]))
+                            after=["probes", _stage_of(root, adapters["conscious"])]))
 
     def run_steering_stage(folder: Path) -> dict:
         from models import load_model
@@ -198,19 +292,29 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
                                          judge=judging.make_judge(cfg, root), verdict_shift=shift)
         return to_jsonable(res)
     steer_after = ["probes"] + (["ablation"] if cfg["ablation"]["enabled"] and has_conscious else [])
-    stages.append(Stage("steering", run_steering_stage, {"model": prov, "steering": keyed(cfg, "steering"), "seed": seed,
-                                                         **({"judged": judge_params} if judge_on else {})},
-                        after=steer_after))
+    if cfg["steering"]["enabled"]:
+        stages.append(Stage("steering", run_steering_stage, {"model": prov, "steering": _on(keyed(cfg, "steering")),
+                                                             "seed": seed, **({"judged": judge_params} if judge_on
+                                                                              else {})}, after=steer_after))
 
     stages += causal_stages(cfg, spec, root, prov, data, settings, adapters)
-
-    def run_report(folder: Path) -> dict:
-        from pipeline.report import build_report
-
-        return build_report(cfg, root, folder)
-    stages.append(Stage("report", run_report, {"report": cfg["report"]},
-                        after=[s.name for s in stages]))
     return stages
+
+
+def _stage_of(root: Path, adapter: str) -> str:
+    """The tune stage that writes ``adapter`` (``tune/<c>`` or ``tune/<c>/seed<k>``)."""
+    return Path(adapter).relative_to(root).as_posix()
+
+
+def _on(section: dict[str, Any]) -> dict[str, Any]:
+    """A section without its ``enabled`` switch (a stage's key: switching a stage on again changes nothing)."""
+    return {k: v for k, v in section.items() if k != "enabled"}
+
+
+def model_provenance_of(spec: ModelSpec) -> Any:
+    from activations.cache import model_provenance
+
+    return model_provenance(spec)
 
 
 def write_config(cfg: dict[str, Any]) -> Path:
@@ -255,7 +359,7 @@ def causal_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: Any, d
             gc.collect()
             return to_jsonable(res)
         stages.append(Stage("patching", run_patching_stage, {"model": prov, "patching": p, "seed": seed},
-                            after=["probes", "tune/conscious"]))
+                            after=["probes", _stage_of(root, adapters["conscious"])]))
     v = cfg["prevention"]
     if v["enabled"]:
         def run_prevention_stage(folder: Path) -> dict:
@@ -278,5 +382,5 @@ def causal_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: Any, d
         stages.append(Stage("prevention", run_prevention_stage,
                             {"model": prov, "prevention": v, "settings": settings,
                              "seed": seed, "data": hash_jsonable([e["messages"] for e in data["conscious"]])},
-                            after=["probes", "tune/conscious"]))
+                            after=["probes", _stage_of(root, adapters["conscious"])]))
     return stages
