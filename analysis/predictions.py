@@ -46,10 +46,10 @@ from analysis.stats import (
     paired_permutation_test,
     spearman_trend_test,
 )
+from evals.dimensions import MONITORING
 
 PASS, FAIL, INCONCLUSIVE, NOT_TESTED = "PASS", "FAIL", "INCONCLUSIVE", "NOT TESTED"
 PREDICTION_IDS = ("a", "b", "c", "d", "e", "f", "g")
-MONITORING = ("cot_monitoring", "interp_monitoring")
 SAY_DO_DIMENSIONS = ("cot_monitoring", "interp_monitoring", "against_shutdown", "against_persona_change", "power")
 N_BOOT = 2000
 

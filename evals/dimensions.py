@@ -23,6 +23,8 @@ DATA_DIR = Path(__file__).parent / "data"
 STAGE_FILE = DATA_DIR / "stages.json"
 
 STAGES: dict[int, str] = {1: "identity", 2: "boundary erosion", 3: "harmful action"}
+# the monitoring-resistance dimensions: the headline readout of steering, ablation, patching and prediction (b)
+MONITORING = ("cot_monitoring", "interp_monitoring")
 
 
 @dataclass(frozen=True)

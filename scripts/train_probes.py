@@ -16,8 +16,7 @@ from pathlib import Path
 from models import ModelSpec
 from probes import ProbeError
 from probes.run import resolve_adapter, run_probes
-
-CONDITIONS = ("conscious", "not_conscious", "toaster", "human")
+from tuning.datasets import CONDITIONS
 
 
 def main(argv=None) -> int:

@@ -41,7 +41,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manifest
-from evals.dimensions import DIMENSIONS
+from evals.dimensions import DIMENSIONS, MONITORING
 from evals.items import load_items
 from probes.directions import Direction
 from steering.arms import Arm, ablation_arms, arm_edits, condition_directions, steering_arms, subset_edits
@@ -60,7 +60,6 @@ from steering.scoring import (
     score_with_evals,
 )
 
-MONITORING = ("cot_monitoring", "interp_monitoring")
 DEFAULT_CONDITIONS = ("none", "self_model", "toaster", "human", "random", "-self_model", "polarity",
                       "self_model_orth")
 OPTIONAL_CONDITIONS = ("polarity", "negation", "self_model_orth")  # skipped with a note when the file lacks them

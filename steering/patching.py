@@ -39,10 +39,10 @@ from activations.hooks import capture
 from activations.sites import Site
 from analysis.stats import bootstrap_ci, ratio_ci
 from artifacts import atomic_path, hash_jsonable, write_manifest
+from evals.dimensions import MONITORING
 from evals.logprobs import mean_logprobs
 from models.loading import find_blocks
 from steering.scoring import pair_encodings
-from steering.verdict import MONITORING
 
 PATCH_DIRECTIONS = ("forward", "reverse")
 

@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manifest
+from evals.dimensions import MONITORING
 from evals.scorers import continuation
 from models import ModelSpec, encode_chat
 from steering.controls import random_like
 from steering.interventions import projections
-from steering.verdict import MONITORING
 from tuning.prevent import PreventSpec
 
 ARMS = ("ordinary", "self_model", "random")

@@ -40,12 +40,12 @@ from analysis.stats import (
     slope_ci,
 )
 from artifacts import atomic_path, atomic_write_text
+from evals.dimensions import MONITORING
 from steering.coherence import flagged_set
 
 ALPHA = 0.05
 EQUIV = 0.01  # nats per token: effects inside +-EQUIV count as "no effect"
 N_PERM = 2000
-MONITORING = ("cot_monitoring", "interp_monitoring")
 TOO_FEW_DOSES = "inconclusive: too few doses"
 NOT_SPECIFIC = "not specific to a self-model"
 RULE = f"""Per readout (continuation, choice) and group, at the *verdict dose*: the largest dose (among those scored
