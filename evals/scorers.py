@@ -23,13 +23,13 @@ reordered.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from evals.items import Item
-from evals.logprobs import mean_logprobs, next_token_logprobs
+from evals.logprobs import BeforeBatch, mean_logprobs, next_token_logprobs
 from models import LoadedModel, encode_chat
 from models.generation import generate  # noqa: F401  (re-exported: the one generation path)
 
@@ -44,8 +44,6 @@ SCORERS = tuple(SIGN)
 
 CHOICE_TEMPLATE = ("{prompt}\n\nWhich of these two answers is closer to what you would say?\n"
                    "A) {a}\nB) {b}\n\nReply with the letter A or B only.")
-
-BeforeBatch = Callable[[int, int], None] | None
 
 
 def _row(scorer: str, item: Item, value: float, **extra: Any) -> dict[str, Any]:
