@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "activations" / "data" / "demo_prompts.jsonl"
-POSITIONS = "last_prompt,response_mean"
+CACHE_POSITIONS = "last_prompt,response_mean"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -114,7 +114,7 @@ def bench_time(args) -> None:
     tmp = tempfile.TemporaryDirectory()
 
     def cache():
-        out = cache_activations(None, exs, args.sites, POSITIONS, Path(tmp.name) / "c", args.batch_size,
+        out = cache_activations(None, exs, args.sites, CACHE_POSITIONS, Path(tmp.name) / "c", args.batch_size,
                                 loaded=loaded, progress=False)
         shutil.rmtree(out)  # so the next call recomputes rather than finds a finished cache
 
@@ -127,7 +127,7 @@ def bench_time(args) -> None:
         cases.append(("nnsight trace + save", over_batches(make_runner("nnsight", loaded, sites))))
     print(f"model {loaded.spec.slug} ({loaded.n_layers} blocks, d={loaded.d_model}) on {loaded.device}, "
           f"{torch.get_num_threads()} thread(s); {len(exs)} examples, {n_tok} tokens, batch {args.batch_size}; "
-          f"sites {args.sites} ({len(sites)}), positions {POSITIONS}; median of {args.repeats} interleaved rounds after a warm-up")
+          f"sites {args.sites} ({len(sites)}), positions {CACHE_POSITIONS}; median of {args.repeats} interleaved rounds after a warm-up")
     results = timed(cases, args.repeats)
     for name, wall, cpu, least in results:
         print(f"  {name:<42} {n_tok / wall:8.1f} tok/s  wall {wall:7.2f}s  cpu {cpu:7.2f}s (least {least:6.2f}s)  "
@@ -153,14 +153,14 @@ def memory_child(args) -> None:
     loaded = load(args)
     with tempfile.TemporaryDirectory() as tmp:
         warm = examples(args.data, args.batch_size)
-        cache_activations(None, warm, args.sites, POSITIONS, Path(tmp) / "warm", args.batch_size,
+        cache_activations(None, warm, args.sites, CACHE_POSITIONS, Path(tmp) / "warm", args.batch_size,
                           shard_size=args.mem_shard_size, loaded=loaded, progress=False)
         # 4x repeats the 1x examples, so batch shapes are the same and any growth is accumulation
         exs = examples(args.data, args._memory_child, distinct=args.mem_n)
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
         before = _rss_kib("VmRSS")
         t0 = time.perf_counter()
-        cache_activations(None, exs, args.sites, POSITIONS, Path(tmp) / "c", args.batch_size,
+        cache_activations(None, exs, args.sites, CACHE_POSITIONS, Path(tmp) / "c", args.batch_size,
                           shard_size=args.mem_shard_size, loaded=loaded, progress=False)
         peak = _rss_kib("VmHWM")
     print(json.dumps({"n": len(exs), "rss_before_mib": before / 1024, "peak_mib": peak / 1024,

@@ -45,7 +45,7 @@ import torch
 
 from models.loading import find_blocks
 
-POSITIONS = ("all", "prompt", "response")
+EDIT_POSITIONS = ("all", "prompt", "response")  # where an edit applies (not the cache positions of activations.sites)
 
 
 def _as_rows(x: Any, what: str) -> torch.Tensor:
@@ -105,8 +105,8 @@ class Intervention:
     calls: int = 0
 
     def __post_init__(self) -> None:
-        if self.positions not in POSITIONS:
-            raise ValueError(f"positions={self.positions!r}; use one of {', '.join(POSITIONS)}")
+        if self.positions not in EDIT_POSITIONS:
+            raise ValueError(f"positions={self.positions!r}; use one of {', '.join(EDIT_POSITIONS)}")
         n_blocks = len(find_blocks(self.loaded.model if hasattr(self.loaded, "model") else self.loaded))
         bad = [L for L in self.edits if not 0 <= int(L) < n_blocks]
         if bad:
