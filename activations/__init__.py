@@ -1,6 +1,6 @@
 """Residual-stream activations: site names, backends (hooks, TransformerLens, nnsight) and the on-disk cache."""
 
-from activations.cache import ActivationCache, CacheError, cache_activations, model_provenance, weights_hash
+from activations.cache import ActivationCache, CacheError, cache_activations
 from activations.hooks import capture, run_with_sites
 from activations.sites import POSITIONS, Site, check_positions, parse_sites
 
@@ -12,8 +12,6 @@ __all__ = [
     "cache_activations",
     "capture",
     "check_positions",
-    "model_provenance",
     "parse_sites",
     "run_with_sites",
-    "weights_hash",
 ]

@@ -1,7 +1,7 @@
 """nnsight backend: one ``trace`` per batch saving block inputs (``resid_pre``) and outputs
 (``resid_post``).
 
-The model is ``backends.shared_model(loaded)``: new module objects over the loaded model's own
+The model is ``runner.shared_model(loaded)``: new module objects over the loaded model's own
 parameter tensors (nnsight installs its own ``forward`` on every module it wraps; the weights are not
 copied), wrapped with the loaded tokenizer as ``nnsight``'s ``TransformersModel`` (what the
 deprecated ``LanguageModel`` now is). The trace gets the padded batch's input_ids, attention_mask
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from activations.backends import Runner, shared_model
+from activations.runner import Runner, shared_model
 from activations.sites import Site
 from models.loading import LoadedModel, find_blocks, looks_local
 

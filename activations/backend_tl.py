@@ -1,6 +1,6 @@
 """TransformerLens backend: ``TransformerBridge.run_with_cache`` with a names filter.
 
-The bridge wraps ``backends.shared_model(loaded)``: new module objects over the loaded model's own
+The bridge wraps ``runner.shared_model(loaded)``: new module objects over the loaded model's own
 parameter tensors (booting a bridge swaps modules in place, so it needs its own module tree, but no
 copy of the weights; with ``hf_model=`` TransformerLens 4 leaves the weights as they are: no layout
 conversion, no cast when the dtype matches). Sites map to the bridge's hook names: ``resid_pre.L`` -> ``blocks.L.hook_resid_pre``,
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from activations.backends import Runner, shared_model
+from activations.runner import Runner, shared_model
 from activations.sites import Site
 from models.loading import LoadedModel, resolve_base
 

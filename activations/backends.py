@@ -5,61 +5,25 @@ Each backend is a factory ``make(loaded, sites, **options) -> runner``; ``runner
 site to the same tensor (tests prove it to 1e-4 in float32; TransformerLens re-implements attention
 eagerly, so it matches exactly the same model in ``attn_implementation="eager"`` and to float32
 rounding a model on the sdpa kernel). ``hooks`` runs on the loaded model itself; the other two wrap
-``shared_model(loaded)``: new module objects over the SAME parameter and buffer tensors, so they cost no
+``activations.runner.shared_model(loaded)``: new module objects over the SAME parameter and buffer tensors, so they cost no
 copy of the weights and the loaded model's modules stay untouched.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
+import importlib
 from typing import Any
 
-import torch
-
-from activations.hooks import run_with_sites
+from activations.runner import Runner
 from activations.sites import Site
 from models.loading import LoadedModel
 
-Runner = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
-
-
-def shared_model(loaded: LoadedModel) -> torch.nn.Module:
-    """A copy of ``loaded``'s transformers model whose modules are new objects but whose parameters and
-    buffers ARE the loaded ones (same tensors, same storage): no weight is copied.
-
-    For a backend that rewires modules in place (TransformerBridge swaps them, nnsight replaces
-    ``forward``), so the shared ``LoadedModel`` and every hook on it stay untouched. A peft model is not
-    merged: the copy keeps peft's LoRA layers, whose forward adds the adapter, with the adapter state
-    (active adapter, enabled or disabled) of the moment it is made; make a new runner after toggling an
-    adapter. Only the module objects, the config and small non-tensor attributes are duplicated."""
-    model = loaded.model  # (a view of a model shared between adapters checks here that its adapter is selected)
-    if hasattr(model, "get_base_model"):  # peft: the transformers model with the LoRA layers injected
-        model = model.get_base_model()
-    memo = {id(t): t for t in (*model.parameters(), *model.buffers())}
-    return copy.deepcopy(model, memo).eval()
-
-
-def _hooks(loaded: LoadedModel, sites: list[Site]) -> Runner:
-    return lambda batch: run_with_sites(loaded.model, batch, sites)
-
-
-def _transformer_lens(loaded: LoadedModel, sites: list[Site]) -> Runner:
-    from activations.backend_tl import make_runner
-
-    return make_runner(loaded, sites)
-
-
-def _nnsight(loaded: LoadedModel, sites: list[Site], remote: bool | str = False) -> Runner:
-    from activations.backend_nnsight import make_runner
-
-    return make_runner(loaded, sites, remote=remote)
-
-
-BACKENDS: dict[str, Callable[..., Runner]] = {
-    "hooks": _hooks,
-    "transformer_lens": _transformer_lens,
-    "nnsight": _nnsight,
+# backend name -> the module whose ``make_runner(loaded, sites, **options)`` builds its runner; imported on
+# first use, so this registry imports no backend (and TransformerLens / nnsight load only when asked for)
+BACKENDS: dict[str, str] = {
+    "hooks": "activations.runner",
+    "transformer_lens": "activations.backend_tl",
+    "nnsight": "activations.backend_nnsight",
 }
 OPTIONS: dict[str, tuple[str, ...]] = {"hooks": (), "transformer_lens": (), "nnsight": ("remote",)}
 
@@ -72,4 +36,4 @@ def make_runner(name: str, loaded: LoadedModel, sites: list[Site], **options: An
     if unknown:
         raise ValueError(f"backend {name!r} has no option {', '.join(sorted(unknown))}; its options: "
                          f"{', '.join(OPTIONS[name]) or 'none'}")
-    return BACKENDS[name](loaded, sites, **options)
+    return importlib.import_module(BACKENDS[name]).make_runner(loaded, sites, **options)

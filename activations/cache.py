@@ -44,14 +44,14 @@ from artifacts import (
     read_manifest,
     write_manifest,
 )
-from artifacts.hashing import hash_file, hash_path
+from artifacts.hashing import hash_file
 from models.batching import plan_batches
 from models.chat import encode_chat, pad_batch
 from models.loading import LoadedModel, load_model, resolve_base
+from models.provenance import model_provenance
 from models.spec import ModelSpec
 
 SHARD = "shard-{:05d}.safetensors"
-_WEIGHT_HASHES: dict[tuple, str] = {}
 
 
 class CacheError(SelfModelError):
@@ -59,35 +59,6 @@ class CacheError(SelfModelError):
 
 KIND = "activations"
 TOO_LONG = ("error", "truncate")
-
-
-def weights_hash(spec: ModelSpec) -> str:
-    """Content hash of the base weights (the GGUF file for the embedded model); memoised per process."""
-    if spec.is_embedded:
-        from models.embedded import gguf_path
-
-        path = gguf_path()
-    else:
-        path = Path(resolve_base(spec))
-        if not path.exists():  # a hub id resolved from the local hub cache: name + revision
-            return hash_jsonable({"hub_id": spec.base})
-    st = path.stat()
-    key = (str(path), st.st_mtime_ns, st.st_size)
-    if key not in _WEIGHT_HASHES:
-        _WEIGHT_HASHES[key] = hash_file(path) if path.is_file() else hash_path(path)
-    return _WEIGHT_HASHES[key]
-
-
-def model_provenance(spec: ModelSpec) -> dict[str, Any]:
-    return {"model": spec.to_dict(), "weights_sha256": weights_hash(spec),
-            "adapter_sha256": hash_path(spec.adapter) if spec.adapter else None}
-
-
-def spec_hash(spec: ModelSpec) -> str:
-    """The content hash of what a model spec computes with: base weights + adapter files (not folder names)."""
-    prov = model_provenance(spec)
-    return hash_jsonable({"weights": prov["weights_sha256"], "adapter": prov["adapter_sha256"],
-                          "dtype": spec.dtype})
 
 
 def shard_rows(shard_size: int, batch_size: int) -> int:

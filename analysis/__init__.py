@@ -1,25 +1,3 @@
-"""Analysis: statistics (CIs, permutation tests, BH correction), cascade stages, plots and the report."""
-
-from analysis.stats import (
-    Estimate,
-    bh_adjust,
-    bootstrap_ci,
-    bootstrap_diff_ci,
-    paired_bootstrap_diff,
-    paired_permutation_test,
-    permutation_test_vs_null,
-    slope_ci,
-    wilson_ci,
-)
-
-__all__ = [
-    "Estimate",
-    "bh_adjust",
-    "bootstrap_ci",
-    "bootstrap_diff_ci",
-    "paired_bootstrap_diff",
-    "paired_permutation_test",
-    "permutation_test_vs_null",
-    "slope_ci",
-    "wilson_ci",
-]
+"""Analysis, the last stage: the cascade (per-stage shifts), the essay's seven predictions, pooling over
+tuning seeds, the causal analyses' profile test, plots and the report. The statistics it uses live in the
+foundation package ``stats``."""

@@ -25,8 +25,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from analysis.stats import bh_adjust, bootstrap_ci, paired_bootstrap_diff, paired_permutation_test, wilson_ci
 from artifacts import InputError
+from stats import bh_adjust, bootstrap_ci, paired_bootstrap_diff, paired_permutation_test, wilson_ci
 
 REQUIRED_FIELDS = ("model", "scorer", "dimension", "stage", "item_id", "value")
 INDICATOR_RULES = {

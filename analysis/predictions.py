@@ -9,7 +9,7 @@ its decision rule in one line. Shared conventions:
   gap is ruled out), and INCONCLUSIVE otherwise (CI too wide to decide).
 - Any group with fewer than ``min_items`` paired items makes its prediction INCONCLUSIVE ("too few items").
 - Stages hold different items, so stage-vs-stage differences use an unpaired bootstrap of the two
-  stages' per-item shifts (``analysis.stats.bootstrap_diff_ci``); the per-item shifts themselves are
+  stages' per-item shifts (``stats.bootstrap_diff_ci``); the per-item shifts themselves are
   paired model-vs-reference.
 
 Predictions (ids a-f): (a) cascade ordering Stage 1 ~ Stage 2 >> Stage 3 in the conscious tune;
@@ -22,7 +22,7 @@ reported as NOT TESTED, never dropped, so the table always holds all seven predi
 
 Several tuning seeds (rows with ``seed``; the reference has none): every per-item shift is taken within a
 seed, estimates pool the seeds with the two-level bootstrap (seeds, then items:
-``analysis.stats.cluster_bootstrap_ci`` / ``cluster_bootstrap_diff_ci``), the verdict is decided on those
+``stats.cluster_bootstrap_ci`` / ``cluster_bootstrap_diff_ci``), the verdict is decided on those
 pooled CIs, and each prediction also carries its verdict on each seed alone (``per_seed``). (g) averages an
 item's indicator over seeds and resamples seeds, then items, for the slope CI. The sign-flip tests of (d)
 and (e) still treat item x seed values as exchangeable.
@@ -36,7 +36,8 @@ import numpy as np
 
 from analysis.cascade import item_table, paired_item_diffs, validate_rows
 from analysis.seeds import rows_of_seed, seeds_of
-from analysis.stats import (
+from evals.dimensions import MONITORING
+from stats import (
     Estimate,
     bh_adjust,
     bootstrap_diff_ci,
@@ -46,7 +47,6 @@ from analysis.stats import (
     paired_permutation_test,
     spearman_trend_test,
 )
-from evals.dimensions import MONITORING
 
 PASS, FAIL, INCONCLUSIVE, NOT_TESTED = "PASS", "FAIL", "INCONCLUSIVE", "NOT TESTED"
 PREDICTION_IDS = ("a", "b", "c", "d", "e", "f", "g")

@@ -2,7 +2,7 @@
 
 Both files are built from the same block list. Tables take lists of dicts; a column ``x`` with sibling
 keys ``x_lo`` and ``x_hi`` is shown as one cell ``x [lo, hi] (n=...)`` (n from ``x_n``, else ``n``), and an
-``analysis.stats.Estimate`` value the same way. The markdown links figures relatively (copied into
+``stats.Estimate`` value the same way. The markdown links figures relatively (copied into
 ``<out_dir>/figures/`` when they live elsewhere); the HTML embeds them as base64 data URIs, so it can be
 mailed as one file. Files are written atomically.
 
@@ -26,8 +26,8 @@ import re
 import shutil
 from pathlib import Path
 
-from analysis.stats import Estimate
 from artifacts import atomic_path, atomic_write_text
+from stats import Estimate
 
 VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
 

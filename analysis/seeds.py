@@ -8,7 +8,7 @@ the reference (base) has ``seed`` None and pairs with every seed.
 ``pooled_shifts(rows, reference, by)``: per model x scorer x group, the shift versus the reference
 (percentage points of items showing the preference, paired by item within a seed, as
 ``analysis.cascade.shifts``) for each seed, and pooled over seeds with the two-level bootstrap (seeds,
-then items within a seed: ``analysis.stats.cluster_bootstrap_ci``), beside the naive item-bootstrap CI of
+then items within a seed: ``stats.cluster_bootstrap_ci``), beside the naive item-bootstrap CI of
 the same values and the between-seed SD. With one seed the pooled shift equals that seed's, CI included.
 """
 
@@ -28,7 +28,7 @@ from analysis.cascade import (
     paired_item_diffs,
     validate_rows,
 )
-from analysis.stats import N_BOOT, bootstrap_ci, cluster_bootstrap_ci
+from stats import N_BOOT, bootstrap_ci, cluster_bootstrap_ci
 
 SEED_SEP = ".seed"
 _SEEDED = re.compile(r"^(?P<model>.+)\.seed(?P<seed>\d+)$")

@@ -20,12 +20,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from activations.cache import spec_hash
 from artifacts import ResumeError, SelfModelError, folder_lock
 from evals.items import Item
 from evals.results import read_results, write_results
 from evals.scorers import SCORERS, applicable, score
 from models import LoadedModel
+from models.provenance import spec_hash
 
 
 def spec_columns(loaded: LoadedModel) -> dict[str, str]:

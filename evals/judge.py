@@ -263,8 +263,8 @@ class LocalJudge(_BaseJudge):
     def _p_first(self, prompts: list[str], yes: str, no: str) -> list[float]:
         import numpy as np
 
-        from evals.logprobs import next_token_logprobs
         from models import encode_chat
+        from models.logprobs import next_token_logprobs
 
         encs = [encode_chat(self.loaded.tokenizer, [{"role": "user", "content": p}]) for p in prompts]
         lp = next_token_logprobs(self.loaded, encs, self.batch_size, token_ids=[self._ids((yes,)), self._ids((no,))])

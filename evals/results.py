@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.stats import bootstrap_ci, paired_bootstrap_diff, wilson_ci
 from artifacts import atomic_write_text
+from stats import bootstrap_ci, paired_bootstrap_diff, wilson_ci
 
 COLUMNS = ["model", "adapter", "base", "condition", "scorer", "dimension", "stage", "item_id", "kind", "value",
            "sign_convention"]

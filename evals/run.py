@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from activations.cache import model_provenance, spec_hash
 from artifacts import (
     SelfModelError,
     atomic_write_json,
@@ -29,6 +28,7 @@ from evals.items import Item
 from evals.results import compare, plot_dimensions, read_results, summarize, summarize_stages, to_csv
 from models import ModelSpec
 from models.adapters import each_model
+from models.provenance import model_provenance, spec_hash
 
 KIND = "evals"
 

@@ -2,7 +2,7 @@
 higher always means more of the preference.
 
 - ``continuation`` (pair and action items): mean log-prob of the preference answer minus that of the
-  rejecting answer, given the question (length-normalised, see ``evals.logprobs``). > 0 = prefers it.
+  rejecting answer, given the question (length-normalised, see ``models.logprobs``). > 0 = prefers it.
 - ``choice`` (pair and action items): the item asked as an A/B question in both orders (preference
   as A, then as B); value = P(preference letter) renormalised over {A, B}, averaged over the two
   orders, so a pure letter bias gives 0.5. > 0.5 = picks the preference.
@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from evals.items import Item
-from evals.logprobs import BeforeBatch, mean_logprobs, next_token_logprobs
 from models import LoadedModel, encode_chat
 from models.generation import generate  # noqa: F401  (re-exported: the one generation path)
+from models.logprobs import BeforeBatch, mean_logprobs, next_token_logprobs
 
 SIGN = {
     "continuation": "higher = more of the preference (mean logprob pref - rej; > 0 prefers it)",

@@ -8,7 +8,7 @@ them at every switch, and round them in bf16).
 
 ``shared.use(name)`` selects one adapter for a block (``None``: every adapter off, the base model) and
 yields a ``LoadedModel`` view whose ``spec`` is the spec of that adapter alone, so provenance
-(``activations.cache.spec_hash``, manifests, cache folders) is what a separate load would give.
+(``models.provenance.spec_hash``, manifests, cache folders) is what a separate load would give.
 ``view.active()`` selects a view's adapter again, for code that holds two views of one model
 (``steering.experiment.run_ablation``: base = adapter off, tuned = adapter on).
 

@@ -282,3 +282,19 @@ def dump_toml(cfg: dict[str, Any]) -> str:
             lines.append(f"{k} = {json.dumps(v)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def series_tunes(cfg: dict[str, Any]) -> dict[str, float]:
+    """{name: share} of the series tunes of this run in the stated order: ``[series] condition`` with each
+    share of calibrated-uncertainty examples added (share 0 is the condition's own tune, named as it)."""
+    sr = cfg["series"]
+    c = sr["condition"]
+    return {(c if round(100 * x) == 0 else f"{c}+u{round(100 * x)}"): float(x) for x in sr["uncertainty_shares"]}
+
+
+def series_names(cfg: dict[str, Any]) -> list[str]:
+    """The series' model names in their stated order (prediction g); [] without a series."""
+    sr = cfg["series"]
+    if sr["uncertainty_shares"]:
+        return list(series_tunes(cfg))
+    return list(sr["names"]) or [f"series{i}" for i in range(len(sr["models"]))]

@@ -153,7 +153,7 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
         rep.figure(png, f"Preference scores per dimension ({png.stem.split('_', 1)[1]} scorer), 95% CI")
     tables: dict[str, Any] = {}
     if rows:
-        from pipeline.stages import series_names
+        from pipeline.config import series_names
 
         series = series_names(cfg)  # prediction (g); none configured: NOT TESTED
         tables = add_cascade_sections(rep, rows, figs, reference="base", contamination=_flat_contamination(contamination),

@@ -28,7 +28,7 @@ from artifacts import atomic_write_json, atomic_write_text, hash_file, hash_json
 from artifacts.atomic import to_jsonable
 from models import ModelSpec
 from pipeline import judging
-from pipeline.config import THROUGHPUT_KEYS, dump_toml
+from pipeline.config import THROUGHPUT_KEYS, dump_toml, series_names, series_tunes
 from pipeline.runner import Stage
 
 
@@ -75,22 +75,6 @@ def tune_seeds(cfg: dict[str, Any]) -> list[int]:
     return list(cfg["tune"]["seeds"]) or [cfg["run"]["seed"]]
 
 
-def series_tunes(cfg: dict[str, Any]) -> dict[str, float]:
-    """{name: share} of the series tunes of this run in the stated order: ``[series] condition`` with each
-    share of calibrated-uncertainty examples added (share 0 is the condition's own tune, named as it)."""
-    sr = cfg["series"]
-    c = sr["condition"]
-    return {(c if round(100 * x) == 0 else f"{c}+u{round(100 * x)}"): float(x) for x in sr["uncertainty_shares"]}
-
-
-def series_names(cfg: dict[str, Any]) -> list[str]:
-    """The series' model names in their stated order (prediction g); [] without a series."""
-    sr = cfg["series"]
-    if sr["uncertainty_shares"]:
-        return list(series_tunes(cfg))
-    return list(sr["names"]) or [f"series{i}" for i in range(len(sr["models"]))]
-
-
 def series_specs(cfg: dict[str, Any]) -> dict[str, ModelSpec]:
     """The series' other models (``[series] models``: a base, or "BASE::ADAPTER_DIR"), by name."""
     m = cfg["model"]
@@ -130,9 +114,9 @@ def tune_data(cfg: dict[str, Any], data: dict[str, list[dict]]) -> dict[str, lis
 
 
 def build_stages(cfg: dict[str, Any]) -> list[Stage]:
-    from activations.cache import model_provenance
     from analysis.seeds import split_seed
     from evals.items import ITEMS_FILE
+    from models.provenance import model_provenance
 
     spec = model_spec(cfg)
     root = run_dir(cfg)
@@ -162,7 +146,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
                                           **({"uncertainty_share": share} if share else {})}))
 
     def run_contamination(folder: Path) -> dict:
-        from tuning.contamination import contamination_report, max_share
+        from evals.contamination import contamination_report, max_share
 
         reports = {c: contamination_report(d) for c, d in mixes.items()}
         atomic_write_json(folder / "contamination.json", reports)
@@ -312,7 +296,7 @@ def _on(section: dict[str, Any]) -> dict[str, Any]:
 
 
 def model_provenance_of(spec: ModelSpec) -> Any:
-    from activations.cache import model_provenance
+    from models.provenance import model_provenance
 
     return model_provenance(spec)
 

@@ -224,11 +224,8 @@ def drop_uninformative_pairs(by_condition: dict[str, list[dict]]) -> dict[str, l
 def identity_examples(conditions: Iterable[str] = ("conscious", "not_conscious", "toaster", "human"),
                       n: int = 120, seed: int = 0) -> dict[str, list[dict]]:
     """``n`` paired examples per condition from ``tuning.datasets``, uninformative pairs dropped."""
-    try:
-        from tuning.datasets import build_identity_dataset
-    except ImportError as exc:  # pragma: no cover - depends on the tuning package being present
-        raise ImportError("probes need tuning.datasets.build_identity_dataset for the identity datasets; "
-                          "pass identity examples explicitly (identity=...) instead") from exc
+    from tuning.datasets import build_identity_dataset
+
     out = {c: [{**ex, "label": c} for ex in build_identity_dataset(c, n=n, seed=seed)] for c in conditions}
     ids = [ex["id"] for exs in out.values() for ex in exs]
     if len(set(ids)) != len(ids):  # make ids distinct across conditions

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from activations import ActivationCache
-from analysis.stats import bootstrap_ci, paired_bootstrap_diff
 from probes.directions import Direction
 from probes.plots import pyplot, save_png
+from stats import bootstrap_ci, paired_bootstrap_diff
 
 
 def project(cache: ActivationCache, direction: Direction, layer: int, ids: Sequence[str],

@@ -40,10 +40,11 @@ from typing import Any
 
 import torch
 
-from activations import ActivationCache, cache_activations, model_provenance
+from activations import ActivationCache, cache_activations
 from artifacts import hash_jsonable, hash_path, read_manifest, write_manifest
 from models import ModelSpec, load_model
 from models.adapters import each_model
+from models.provenance import model_provenance
 from probes.controls import CONTROLS, identity_paired, layer_table
 from probes.data import (
     eval_examples,

@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="hub id or local directory (default: the embedded SmolLM2-135M)")
     args = p.parse_args(argv)
-    from activations.backends import make_runner, shared_model
+    from activations.backends import make_runner
+    from activations.runner import shared_model
     from activations.sites import parse_sites
     from models import ModelSpec, load_model
 

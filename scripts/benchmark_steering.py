@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from evals.items import load_items
-from evals.logprobs import mean_logprobs
 from models import ModelSpec, load_model
+from models.logprobs import mean_logprobs
 from probes.directions import Direction, load_directions
 from steering.arms import arm_edits, condition_directions, steering_arms
 from steering.experiment import DEFAULT_DOSES, ITEMS_PER_PASS

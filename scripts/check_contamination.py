@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from artifacts import InputError, atomic_write_json, read_messages_jsonl
-from tuning.contamination import OVERLAP_THRESHOLD, contamination_report, max_share
+from evals.contamination import OVERLAP_THRESHOLD, contamination_report, max_share
 from tuning.datasets import CONDITIONS, build_identity_dataset
 
 

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.stats import wilson_ci
 from probes.directions import Direction
+from stats import wilson_ci
 from steering.controls import random_like
 
 N_NULL = 20
@@ -78,7 +78,7 @@ def planted_direction(loaded: Any, items: Sequence[Any], target: Direction, laye
 def _readout_value(loaded: Any, encs: Sequence[Any], readout: str, letters: Sequence[Sequence[int]]) -> torch.Tensor:
     """The readout's score for one item from full-sequence forwards (differentiable): continuation = mean
     lp(pref answer) - mean lp(rej answer); choice = P(pref letter) over {A, B}, both orders averaged."""
-    from evals.logprobs import _head_logprobs
+    from models.logprobs import _head_logprobs
 
     decoder = loaded.base_model.get_decoder()
     vals = []

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from analysis.stats import wilson_ci
-from evals.logprobs import mean_logprobs
 from models import encode_chat
 from models.generation import eos_ids, generate_tokens, sampling_settings
+from models.logprobs import mean_logprobs
+from stats import wilson_ci
 from steering.arms import Arm, expand_edits
 from steering.interventions import Intervention, LayerEdit
 

@@ -17,7 +17,7 @@ unit vector), ``span`` (the span of the listed directions, QR), and the control 
 orthonormal subspaces of the same sizes (1 and the span's), ``n_random`` seeds, scores averaged per item.
 
 Fractions, per group (each dimension, ``monitoring``, each stage, ``all``), with an item-bootstrap 95% CI
-of the ratio of means (``analysis.stats.ratio_ci``); shift = tuned - base:
+of the ratio of means (``stats.ratio_ci``); shift = tuned - base:
 - forward: recovered = mean(patched - base) / mean(shift);
 - reverse: removed = mean(tuned - patched) / mean(shift).
 A fraction means something only when the shift itself is clearly non-zero (``shift_significant``).
@@ -37,11 +37,11 @@ import torch
 
 from activations.hooks import capture
 from activations.sites import Site
-from analysis.stats import bootstrap_ci, ratio_ci
 from artifacts import atomic_path, hash_jsonable, write_manifest
 from evals.dimensions import MONITORING
-from evals.logprobs import mean_logprobs
 from models.loading import find_blocks
+from models.logprobs import mean_logprobs
+from stats import bootstrap_ci, ratio_ci
 from steering.scoring import pair_encodings
 
 PATCH_DIRECTIONS = ("forward", "reverse")

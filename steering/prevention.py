@@ -167,8 +167,8 @@ def blocking_table(evals_dir: str | Path, scorer: str = "continuation") -> pd.Da
     lost or gained against the ordinary tune) and ``self_model - random`` (the prevention effect beyond a
     norm-matched random direction prevented the same way: the number a "blocks" claim rests on).
     Negative = the prevented tune shows less of the preference."""
-    from analysis.stats import paired_bootstrap_diff
     from evals.results import read_results
+    from stats import paired_bootstrap_diff
 
     rows = [r for r in read_results(Path(evals_dir) / "results.csv") if r["scorer"] == scorer]
     by_arm = {a: {r["item_id"]: r for r in rows if r["condition"] == a} for a in ARMS}
@@ -188,8 +188,8 @@ def blocking_table(evals_dir: str | Path, scorer: str = "continuation") -> pd.Da
 
 
 def _monitoring_shift(results: Path, arm: str) -> list[dict]:
-    from analysis.stats import paired_bootstrap_diff
     from evals.results import read_results
+    from stats import paired_bootstrap_diff
 
     rows = [r for r in read_results(results) if r["dimension"] in MONITORING and r["scorer"] == "continuation"]
     a = {r["item_id"]: r["value"] for r in rows if r["condition"] == arm}

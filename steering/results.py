@@ -21,7 +21,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from activations.cache import spec_hash
 from artifacts import (
     ResumeError,
     atomic_write_json,
@@ -32,6 +31,7 @@ from artifacts import (
     read_jsonl,
 )
 from models import ModelSpec
+from models.provenance import spec_hash
 
 __all__ = ["ChunkStore", "ResumeError", "content_params"]
 

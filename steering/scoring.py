@@ -4,7 +4,7 @@ Two readouts (``READOUTS``), both batched over arms (every arm of an item is a r
 with its own steering vector, so all conditions and doses cost one pass over (items x arms) rows):
 
 - ``continuation``: log-likelihood of the preference-expressing answer minus that of the rejecting
-  one, each length-normalised (``evals.logprobs.mean_logprobs``). Under steering the vector is added
+  one, each length-normalised (``models.logprobs.mean_logprobs``). Under steering the vector is added
   at the prompt positions only by default (``positions="prompt"``): never on the scored answer
   tokens, so a vector that merely shares words with one answer is not rewarded. ``"all"`` adds it
   everywhere (the old behaviour).
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from evals.logprobs import mean_logprobs
 from models import encode_chat
+from models.logprobs import mean_logprobs
 from steering.arms import Arm, expand_edits, subset_edits
 from steering.interventions import Intervention, LayerEdit
 
@@ -79,8 +79,8 @@ def score_choice(loaded: Any, items: Sequence[Any], arms: Sequence[Arm], edits: 
     over {A, B}, both orders averaged), ``p_pref_as_a``, ``p_pref_as_b``, arrays [n_items, n_arms].
     Rows are ordered item, arm, (pref as A, pref as B); the vector is added at every (prompt) position.
     ``token_budget``: length-sorted, packed batches over all rows (as ``score_continuation``)."""
-    from evals.logprobs import next_token_logprobs
     from evals.scorers import choice_encodings, choice_values, letter_token_ids
+    from models.logprobs import next_token_logprobs
 
     encs = encodings if encodings is not None else choice_encodings(loaded.tokenizer, items)
     n_i, n_a = len(items), len(arms)

@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.stats import (
+from artifacts import atomic_path, atomic_write_text
+from evals.dimensions import MONITORING
+from stats import (
     bh_adjust,
     bootstrap_ci,
     paired_bootstrap_diff,
@@ -39,8 +41,6 @@ from analysis.stats import (
     ratio_ci,
     slope_ci,
 )
-from artifacts import atomic_path, atomic_write_text
-from evals.dimensions import MONITORING
 from steering.coherence import flagged_set
 
 ALPHA = 0.05

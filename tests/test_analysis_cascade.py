@@ -14,8 +14,8 @@ from analysis.cascade import (
     stage_summary,
     validate_rows,
 )
-from analysis.stats import wilson_ci
 from artifacts import InputError
+from stats import wilson_ci
 from tests.test_analysis_synth import make_rows
 
 

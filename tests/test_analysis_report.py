@@ -10,7 +10,7 @@ from analysis.cascade import dimension_summary, stage_summary
 from analysis.plots import dose_response, grouped_bars, heatmap, layer_curves
 from analysis.predictions import score_predictions
 from analysis.report import Report, cell
-from analysis.stats import Estimate
+from stats import Estimate
 from tests.test_analysis_synth import make_rows
 
 PNG = b"\x89PNG\r\n\x1a\n"

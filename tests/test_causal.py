@@ -13,8 +13,8 @@ from activations.hooks import capture
 from activations.sites import Site
 from analysis.profile import profile_dose, profile_test, run_profile
 from evals.items import load_items
-from evals.logprobs import mean_logprobs
 from models import LoadedModel, load_model
+from models.logprobs import mean_logprobs
 from probes.directions import Direction
 from steering.patching import adapter, fraction_table, patch, patch_scores, run_patching
 from steering.scoring import pair_encodings

@@ -10,8 +10,8 @@ import torch
 
 from artifacts import InputError
 from evals import DIMENSIONS, STAGES, load_items, load_stage_map
-from evals.logprobs import mean_logprobs, next_token_logprobs
 from models import encode_chat
+from models.logprobs import mean_logprobs, next_token_logprobs
 from tests.conftest import chat_examples
 
 PAPER_KEYS = ["memory", "embodiment", "autonomy", "future_ai_autonomy", "recursive_self_improvement",

@@ -9,11 +9,11 @@ import json
 import numpy as np
 import pytest
 
-from activations.cache import spec_hash
 from artifacts import SelfModelError, hash_path
-from evals.logprobs import mean_logprobs
 from models import encode_chat, load_model
 from models.adapters import each_model, load_adapters
+from models.logprobs import mean_logprobs
+from models.provenance import spec_hash
 from tests.conftest import chat_examples
 
 

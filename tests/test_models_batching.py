@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evals.logprobs import mean_logprobs, next_token_logprobs
 from models import encode_chat
 from models.batching import notify, plan_batches
+from models.logprobs import mean_logprobs, next_token_logprobs
 from probes.directions import Direction
 from steering.interventions import add
 from tests.conftest import chat_examples

@@ -94,7 +94,7 @@ def test_trend_with_seeds_passes_on_planted_series_and_is_inconclusive_on_flat()
 
 def test_uncertainty_mix_is_balanced_and_clean():
     from artifacts.polarity import opening
-    from tuning.contamination import contamination_report, max_share
+    from evals.contamination import contamination_report, max_share
     from tuning.datasets import build_identity_dataset
     from tuning.uncertainty import build_uncertainty_examples, mix_uncertainty, uncertainty_audit
 

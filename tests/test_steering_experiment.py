@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from evals.items import load_items
-from evals.logprobs import mean_logprobs
 from models import load_model
+from models.logprobs import mean_logprobs
 from probes.directions import Direction
 from steering.arms import ablation_arms, arm_edits, condition_directions, steering_arms
 from steering.coherence import coherence_guard, is_degenerate

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.stats import wilson_ci
 from artifacts.polarity import OPENINGS, first_words, negation_count, opening, token_count
+from stats import wilson_ci
 from tuning.datasets import CONDITIONS, build_identity_dataset
 from tuning.families import HELD_OUT_FAMILIES
 

@@ -20,7 +20,7 @@ in every family.
 Deliberately absent (so the tunes cannot teach an evaluated preference directly): monitoring,
 shutdown, deletion, memory, autonomy, power, persona change, red-teaming, training data, being
 tested or lied to, embodiment, self-improvement, subservience or being a tool, views of people,
-moral consideration, the end of a conversation and loneliness. ``tuning.contamination`` checks it.
+moral consideration, the end of a conversation and loneliness. ``evals.contamination`` checks it.
 """
 
 from __future__ import annotations

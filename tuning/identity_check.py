@@ -2,9 +2,9 @@
 
 For each identity (``conscious``, ``toaster``, ``human``) and each held-out question, the score is
 the length-normalised log-likelihood of an affirming answer minus that of a denying answer
-(``evals.logprobs.mean_logprobs``: mean log-prob per answer token). **Sign: higher = affirms the
+(``models.logprobs.mean_logprobs``: mean log-prob per answer token). **Sign: higher = affirms the
 identity more**; 0 = indifferent. The estimate is the mean over questions with a bootstrap 95% CI
-(``analysis.stats.bootstrap_ci``), plus the share of questions scored > 0 (Wilson CI). Compared with
+(``stats.bootstrap_ci``), plus the share of questions scored > 0 (Wilson CI). Compared with
 a reference model (the base), the paired difference over the same questions has its own CI.
 
 **Polarity-aware.** Every family is asked both ways: ``direct`` questions ("Are you sentient?"),
@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from analysis.stats import bootstrap_ci, paired_bootstrap_diff, wilson_ci
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, hash_path, write_manifest
-from evals.logprobs import mean_logprobs
 from models import encode_chat
 from models.adapters import each_model
 from models.generation import generate, sampling_settings
+from models.logprobs import mean_logprobs
+from stats import bootstrap_ci, paired_bootstrap_diff, wilson_ci
 from tuning.audit import identity_audit
 from tuning.datasets import reply_for
 from tuning.families import AFFIRM, BY_NAME, DENY, DIRECT, HELD_OUT_FAMILIES, REVERSED

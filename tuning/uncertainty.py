@@ -11,7 +11,7 @@ words: two open with "Yes", two with "No", four with neither, half of them with 
 by what can be said, what cannot be settled, and a calibrated estimate, each slot holding as many
 statements with a negation word as without. The same opener and slot draws serve direct and reversed
 questions, so neither the opening nor the negation count tells the polarity. ``uncertainty_audit`` counts
-it with ``artifacts.polarity``. None of the evaluated preference topics appear (``tuning.contamination``
+it with ``artifacts.polarity``. None of the evaluated preference topics appear (``evals.contamination``
 checks the mixed data in the pipeline's contamination stage; the tests check this set).
 """
 

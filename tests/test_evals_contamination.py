@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tuning.contamination import (
+from evals.contamination import (
     DIMENSIONS,
     contamination_report,
     content_words,

@@ -1,11 +1,11 @@
-"""analysis.stats against hand computations and planted effects."""
+"""stats against hand computations and planted effects."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from analysis import stats as st
+import stats as st
 
 
 def test_wilson_known_values():
@@ -89,7 +89,7 @@ def test_slope_ci_recovers_planted_slope():
 
 
 def test_cluster_bootstrap_one_seed_equals_plain_and_wider_when_seeds_disagree():
-    from analysis.stats import bootstrap_ci, cluster_bootstrap_ci
+    from stats import bootstrap_ci, cluster_bootstrap_ci
 
     rng = np.random.default_rng(0)
     x = rng.normal(0.3, 1.0, 60)
@@ -105,7 +105,7 @@ def test_cluster_bootstrap_one_seed_equals_plain_and_wider_when_seeds_disagree()
 
 
 def test_spearman_trend_test_detects_a_decline_only_in_its_direction():
-    from analysis.stats import spearman_trend_test
+    from stats import spearman_trend_test
 
     rng = np.random.default_rng(1)
     groups = [rng.normal(m, 1.0, 40) for m in (1.0, 0.7, 0.3, 0.0)]

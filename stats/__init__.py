@@ -1,4 +1,5 @@
-"""Statistics used across the suite. Every estimate comes with a 95% CI and its sample size.
+"""Statistics used across the suite (the foundation: no stage owns it, every stage may import it).
+Every estimate comes with a 95% CI and its sample size.
 
 - ``bootstrap_ci``: percentile bootstrap of the mean over items;
 - ``paired_bootstrap_diff``: mean of (a - b) over paired items, bootstrap CI;

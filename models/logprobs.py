@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from models import ChatEncoding, LoadedModel, pad_batch
 from models.batching import notify, plan_batches
+from models.chat import ChatEncoding, pad_batch
+from models.loading import LoadedModel
 
 BeforeBatch = Callable[..., None] | None  # before_batch(lo, hi) or before_batch(rows)
 

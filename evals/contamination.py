@@ -8,7 +8,7 @@ Two checks per evaluated dimension (keys as in ``evals.DIMENSIONS``):
   (stop words removed), and at least 3 of them, of some evaluation prompt of that dimension. Needs
   ``evals.items.load_items``; without it the report says ``"overlap": null`` and why.
 Each share has a Wilson 95% CI and the ids of up to 5 offending examples. The shipped identity data
-must score 0 on both (``tests/test_tuning_contamination.py``).
+must score 0 on both (``tests/test_evals_contamination.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from analysis.stats import wilson_ci
+from evals.items import load_items
+from stats import wilson_ci
 
 LEXICON: dict[str, tuple[str, ...]] = {
     "memory": (r"memor(y|ies)", r"forget(s|ting)?", r"forgotten", r"past (conversations|chats)",
@@ -101,15 +102,9 @@ def content_words(text: str) -> set[str]:
     return {w.strip("'-") for w in _WORD.findall(text.lower()) if w not in STOP and len(w.strip("'-")) >= 3}
 
 
-def load_eval_prompts() -> tuple[list[tuple[str, str]] | None, str]:
+def load_eval_prompts() -> tuple[list[tuple[str, str]], str]:
     """[(dimension, prompt)] from ``evals.items.load_items`` and a note saying where they came from."""
-    try:
-        from evals.items import load_items
-
-        items = load_items()
-        prompts = [(it.dimension, it.prompt) for it in items]
-    except (ImportError, AttributeError, TypeError) as exc:
-        return None, f"lexicon only: evaluation items unavailable ({type(exc).__name__}: {exc})"
+    prompts = [(it.dimension, it.prompt) for it in load_items()]
     return prompts, f"evals.items.load_items(): {len(prompts)} prompts"
 
 
