@@ -27,10 +27,11 @@ DEFAULTS: dict[str, Any] = {
              "batch_size": 0, "data_dir": "", "distill_batch_size": 0, "distill_token_budget": 0,
              "seeds": []},  # tuning seeds; [] = [run].seed alone (layout tune/<c>/); several: tune/<c>/seed<k>/
     # 0 = the profile's value (tuning/profiles.py); distill_*: the self-distillation's generation batches
-    "identity": {"max_questions": 0, "batch_size": 16, "token_budget": 0, "n_generate": -1},
+    "identity": {"batch_size": 16, "token_budget": 0, "n_generate": -1},
     # n_generate: greedy sample answers per model; -1 = all
     "probes": {"n_per_condition": 80, "max_eval_per_dimension": 4, "batch_size": 16, "token_budget": 0,
-               "backend": "sklearn", "enabled": True},
+               "backend": "sklearn", "direction_source": "mean_diff", "enabled": True},
+    # direction_source: mean_diff | logistic | pca_paired (probes.estimators.direction_from)
     # backend torch: probes.torch_probes, all layers at once (on the GPU when there is one)
     "evals": {"scorers": ["continuation"], "dimensions": [], "batch_size": 16, "max_items_per_dimension": 0,
               "token_budget": 0},  # 0 = input-order batches; N = length-sorted batches of <= N padded tokens
@@ -183,7 +184,6 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
     if t["data_dir"] and not Path(t["data_dir"]).is_dir():
         raise bad("tune.data_dir", t["data_dir"], "that folder does not exist; give the folder of the original "
                   "JSONL files, or leave it empty for the shipped datasets")
-    at_least("identity.max_questions", cfg["identity"]["max_questions"], 0)
     for field, lo in (("tune.distill_batch_size", 0), ("tune.distill_token_budget", 0), ("identity.batch_size", 1),
                       ("identity.token_budget", 0), ("probes.token_budget", 0), ("evals.token_budget", 0),
                       ("steering.batch_size", 0), ("steering.token_budget", 0), ("steering.items_per_pass", 0),
@@ -200,6 +200,7 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
     at_least("probes.max_eval_per_dimension", p["max_eval_per_dimension"], 0)
     at_least("probes.batch_size", p["batch_size"], 1)
     one_of("probes.backend", p["backend"], ("sklearn", "torch"))
+    one_of("probes.direction_source", p["direction_source"], ("mean_diff", "logistic", "pca_paired"))
     e = cfg["evals"]
     if not e["scorers"]:
         raise bad("evals.scorers", e["scorers"], f"list at least one of {', '.join(SCORERS)}")

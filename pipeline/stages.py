@@ -195,9 +195,10 @@ def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: An
         return run_probes(spec, adapters, folder, n_per_condition=p["n_per_condition"], seed=seed,
                           max_eval_per_dimension=p["max_eval_per_dimension"] or None,
                           cache_dir=root / "activations", batch_size=p["batch_size"],
-                          token_budget=p["token_budget"] or None, probe_backend=p["backend"])
+                          token_budget=p["token_budget"] or None, probe_backend=p["backend"],
+                          direction_source=p["direction_source"])
     if cfg["probes"]["enabled"]:
-        stages.append(Stage("probes", run_probes_stage, {"model": prov, "probes": _on(keyed(cfg, "probes")),
+        stages.append(Stage("probes", run_probes_stage, {"model": prov, "probes": _probes_key(cfg),
                                                          "seed": seed, "items": items_sha}, after=first_tunes))
 
     judging.check(cfg)  # a bad [judge] section fails here, before any stage runs
@@ -288,6 +289,11 @@ def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: An
 def _stage_of(root: Path, adapter: str) -> str:
     """The tune stage that writes ``adapter`` (``tune/<c>`` or ``tune/<c>/seed<k>``)."""
     return Path(adapter).relative_to(root).as_posix()
+
+
+def _probes_key(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The probes section in the stage key; the default direction source is left out (earlier runs' keys hold)."""
+    return {k: v for k, v in _on(keyed(cfg, "probes")).items() if (k, v) != ("direction_source", "mean_diff")}
 
 
 def _on(section: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,14 @@
-"""Linear probes with a scikit-learn feel: ``fit(X, y)``, ``predict``, ``decision_function``, ``score``.
+"""Linear probes as scikit-learn estimators (``BaseEstimator`` + ``ClassifierMixin``): ``fit(X, y)``,
+``predict`` (returns the original labels), ``decision_function``, ``score`` (accuracy); parameters are
+stored untouched by ``__init__`` (``get_params``/``set_params``/``clone`` work) and fitted attributes end in
+``_`` (``classes_``, ``direction_``, ``threshold_``, ...).
 
-Both probes take binary labels (0/1 or two distinct values: the larger, in sorted order, is the
-positive class unless ``fit`` is given 0/1) and expose ``direction_``: a unit vector in the input
-(raw activation) space pointing from the negative towards the positive class.
+Both probes take binary labels (two distinct values: the larger, in sorted order, is the positive class,
+``classes_[1]``) and expose ``direction_``: a unit vector in the input (raw activation) space pointing from
+the negative towards the positive class.
+
+``direction_from(source, X, y, ...)`` gives the direction a probe supplies: the mean difference, the logistic
+weights, or the first principal component of the paired differences (``DIRECTION_SOURCES``).
 
 - ``MeanDiffProbe``: difference of class means (mass-mean probe); ``diff_`` is the raw difference,
   ``decision_function(X) = X @ direction_ - threshold_`` with the threshold at the midpoint of the
@@ -18,6 +24,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, StratifiedKFold
@@ -49,19 +56,20 @@ def check_xy(X, y, where: str = "probe") -> tuple[np.ndarray, np.ndarray]:
     return X, (y == classes[1]).astype(np.int64)
 
 
-class _Probe:
+class _Probe(ClassifierMixin, BaseEstimator):
     direction_: np.ndarray
     threshold_: float
+    classes_: np.ndarray
+
+    def _set_classes(self, y) -> None:
+        self.classes_ = np.unique(np.asarray(y))
 
     def decision_function(self, X) -> np.ndarray:
         raise NotImplementedError
 
     def predict(self, X) -> np.ndarray:
-        return (self.decision_function(X) > 0).astype(np.int64)
-
-    def score(self, X, y) -> float:
-        """Accuracy on (X, y); y as 0/1 (or booleans)."""
-        return float(np.mean(self.predict(X) == np.asarray(y).astype(np.int64)))
+        """The original labels: ``classes_[1]`` where the decision function is > 0, else ``classes_[0]``."""
+        return self.classes_[(self.decision_function(X) > 0).astype(np.int64)]
 
     def project(self, X) -> np.ndarray:
         """Scalar projection of X onto ``direction_`` (no threshold)."""
@@ -72,15 +80,17 @@ class MeanDiffProbe(_Probe):
     """Difference-of-means direction; classify by projecting onto it, threshold at the class-mean midpoint."""
 
     def __init__(self, remove=None):
-        self.remove = None if remove is None else orthonormal_basis(remove)
+        self.remove = remove
 
     def fit(self, X, y, groups=None) -> MeanDiffProbe:
+        self._set_classes(y)
         X, y = check_xy(X, y, "MeanDiffProbe.fit")
+        self.remove_basis_ = None if self.remove is None else orthonormal_basis(self.remove)
         mu1 = X[y == 1].mean(0, dtype=np.float64)
         mu0 = X[y == 0].mean(0, dtype=np.float64)
         diff = mu1 - mu0
-        if self.remove is not None:
-            diff = project_out(diff, self.remove)
+        if self.remove_basis_ is not None:
+            diff = project_out(diff, self.remove_basis_)
         norm = np.linalg.norm(diff)
         if norm == 0:
             raise ProbeError("MeanDiffProbe.fit: the two class means are identical (e.g. last_prompt rows of paired "
@@ -98,7 +108,7 @@ class LogisticProbe(_Probe):
     """Standardise (train data only), then L2 logistic regression with C picked by inner CV."""
 
     def __init__(self, Cs=DEFAULT_CS, inner_folds: int = 3, max_iter: int = 200, seed: int = 0):
-        self.Cs = tuple(float(c) for c in Cs)
+        self.Cs = Cs
         self.inner_folds = inner_folds
         self.max_iter = max_iter
         self.seed = seed
@@ -118,21 +128,23 @@ class LogisticProbe(_Probe):
         return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=self.seed).split(Z, y))
 
     def fit(self, X, y, groups=None) -> LogisticProbe:
+        self._set_classes(y)
         X, y = check_xy(X, y, "LogisticProbe.fit")
+        Cs = tuple(float(c) for c in self.Cs)
         self.scaler_ = StandardScaler().fit(X)
         Z = self.scaler_.transform(X)
-        scores = np.zeros(len(self.Cs))
+        scores = np.zeros(len(Cs))
         splits = self._inner_splits(Z, y, None if groups is None else np.asarray(groups))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             for tr, te in splits:
                 if np.unique(y[tr]).size < 2:
                     continue
-                for j, C in enumerate(self.Cs):
+                for j, C in enumerate(Cs):
                     m = self._model(C).fit(Z[tr], y[tr])
                     scores[j] += np.mean(m.predict(Z[te]) == y[te])
             # ties go to the strongest regularisation (smallest C)
-            self.C_ = self.Cs[int(np.argmax(scores))] if splits else 1.0
+            self.C_ = Cs[int(np.argmax(scores))] if splits else 1.0
             self.cv_scores_ = scores / max(1, len(splits))
             self.model_ = self._model(self.C_).fit(Z, y)
         w = self.model_.coef_[0] / self.scaler_.scale_
@@ -153,3 +165,45 @@ def make_probe(name: str, **kw) -> _Probe:
     if name not in PROBES:
         raise ProbeError(f"unknown probe {name!r}; choose from {', '.join(PROBES)}")
     return PROBES[name](**kw)
+
+
+DIRECTION_SOURCES = ("mean_diff", "logistic", "pca_paired")
+
+
+def direction_from(source: str, X, y, pairs=None, groups=None, remove=None) -> np.ndarray:
+    """The raw direction (negative -> positive class) that ``source`` supplies, scaled to the norm of the class-
+    mean difference so that every source's ``raw`` is comparable (steering only reads the unit vector and the
+    residual norm, so the scale never enters a dose):
+
+    - ``mean_diff``: the difference of class means (``MeanDiffProbe``);
+    - ``logistic``: the weights of ``LogisticProbe`` (inner-CV C; ``groups`` for the inner grouped CV);
+    - ``pca_paired``: the first principal direction (uncentred: the top right-singular vector) of the paired
+      differences ``x[positive] - x[negative]`` over ``pairs`` (the examples' ``pair_id``; pairs without
+      exactly one row of each class are skipped), signed to agree with the mean difference.
+
+    ``remove`` (vectors [k, d]): their span is projected out of the result, as for ``MeanDiffProbe``."""
+    if source not in DIRECTION_SOURCES:
+        raise ProbeError(f"unknown direction source {source!r}; choose one of {', '.join(DIRECTION_SOURCES)}")
+    md = MeanDiffProbe(remove=remove).fit(X, y)
+    if source == "mean_diff":
+        return md.diff_
+    X, yy = check_xy(X, y, f"direction_from({source})")
+    if source == "logistic":
+        v = LogisticProbe().fit(X, yy, groups=groups).direction_.astype(np.float64)
+    else:
+        if pairs is None:
+            raise ProbeError("direction_from('pca_paired') needs the pair of every row (the examples' pair_id)")
+        by: dict = {}
+        for i, pid in enumerate(pairs):
+            by.setdefault(pid, []).append(i)
+        diffs = [X[[j for j in idx if yy[j] == 1][0]] - X[[j for j in idx if yy[j] == 0][0]]
+                 for pid, idx in by.items() if pid is not None and sorted(yy[idx].tolist()) == [0, 1]]
+        if len(diffs) < 2:
+            raise ProbeError(f"direction_from('pca_paired'): {len(diffs)} complete pairs (one row of each class); "
+                             "need at least 2 -- cache both answers of each pair, or use mean_diff")
+        v = np.linalg.svd(np.asarray(diffs, dtype=np.float64), full_matrices=False)[2][0]
+    if md.remove_basis_ is not None:
+        v = project_out(v, md.remove_basis_)
+    v = v / np.linalg.norm(v)
+    v = v if float(v @ md.diff_) >= 0 else -v
+    return (v * np.linalg.norm(md.diff_)).astype(np.float32)

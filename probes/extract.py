@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from activations import ActivationCache, CacheError
 from probes.directions import Direction
-from probes.estimators import ProbeError
+from probes.estimators import DIRECTION_SOURCES, ProbeError, direction_from
 from probes.evaluate import (
     LATE_FRACTION,
     PHRASING_SPLITS,
@@ -201,8 +201,13 @@ def contrast_direction(cache: ActivationCache | str, name: str, positive: Any, n
                        examples: Sequence[dict] | dict[str, dict] | None = None,
                        phrasing_splits: int = PHRASING_SPLITS,
                        remove: dict[str, Direction] | None = None, backend: str = "sklearn",
-                       device: str | None = None) -> Direction:
+                       device: str | None = None, direction_source: str = "mean_diff") -> Direction:
     """The ``positive`` minus ``negative`` direction (by ``label_field``) at ``position``, per layer.
+
+    ``direction_source``: what supplies ``raw`` at each layer (``probes.estimators.direction_from``): the
+    class-mean difference (default), the logistic weights, or PCA of the paired differences (needs
+    ``examples`` with ``pair_id``); the metrics (held-out accuracy etc.) are the probes' either way. The
+    direction's provenance records the source.
 
     ``examples`` (the cached examples, matched by id) supply the answer text (lexical baseline and
     selectivity), ``pair_id`` (paired accuracy), ``phrasing`` (family x phrasing splits) and
@@ -236,7 +241,14 @@ def contrast_direction(cache: ActivationCache | str, name: str, positive: Any, n
     raw, norms, per_probe = fit_layers(lambda L: cache.load(f"{site_kind}.{L}", position, rows), design, layers,
                                        probes, n_boot, seed, desc=name, remove=basis, backend=backend,
                                        device=device)
-    prov = {"kind": "contrast", "cache": str(cache.path), "model": cache.manifest.get("inputs", {}).get("model"),
+    if direction_source not in DIRECTION_SOURCES:
+        raise ProbeError(f"direction {name!r}: unknown direction source {direction_source!r}; choose one of "
+                         f"{', '.join(DIRECTION_SOURCES)}")
+    if direction_source != "mean_diff":
+        pairs = fields.get("pairs")
+        raw = np.stack([direction_from(direction_source, cache.load(f"{site_kind}.{L}", position, rows), y, pairs,
+                                       groups, basis(L) if basis else None) for L in layers])
+    prov = {"kind": "contrast", "direction_source": direction_source, "cache": str(cache.path), "model": cache.manifest.get("inputs", {}).get("model"),
             "cache_key": cache.manifest.get("key"), "label_field": label_field, "positive": positive,
             "negative": negative, "group_field": group_field, "n_positive": int(y.sum()),
             "n_negative": int((1 - y).sum()), "split": design.split["scheme"], **(provenance or {})}

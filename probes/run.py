@@ -132,6 +132,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
                logistic_for: Sequence[str] = ("self_model", "self_model_last_prompt", "toaster", "human"),
                reextract: bool | Sequence[str] = True, batch_size: int = 8, progress: bool = True,
                loaded=None, phrasing_splits: int = PHRASING_SPLITS, probe_backend: str = "sklearn",
+               direction_source: str = "mean_diff",
                token_budget: int | None = None) -> dict[str, Any]:
     """Run the probes stage; return a summary (selected layers, accuracies, key cosines, paths).
 
@@ -143,6 +144,8 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
     each costs one pass of the identity data through that model, the tune shifts only need the prompts.
     ``loaded``: the base model already in memory (optional). ``phrasing_splits``: folds of answer
     phrasings crossed with the ``n_splits`` family folds when the identity examples carry ``phrasing``.
+    ``direction_source``: what supplies the contrast directions (``mean_diff``, ``logistic`` or ``pca_paired``;
+    ``probes.estimators.direction_from``); ``self_model_orth`` and the tune shifts stay mean differences.
     ``probe_backend``: ``sklearn`` (reference) or ``torch`` (``probes.torch_probes``, all layers at once, on the
     model's GPU when it has one; held-out accuracy within 0.01 of sklearn's).
     ``token_budget``: length-sorted caching batches (``activations.cache_activations``).
@@ -165,7 +168,8 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
     params = {"n_per_condition": n_per_condition, "seed": seed, "n_splits": n_splits, "n_boot": n_boot,
               "logistic_for": list(logistic_for), "sites": SITES, "contrasts": CONTRASTS, "reextract": inside,
               "orth": ORTH, "phrasing_splits": phrasing_splits,
-              **({"probe_backend": probe_backend} if probe_backend != "sklearn" else {})}
+              **({"probe_backend": probe_backend} if probe_backend != "sklearn" else {}),
+              **({"direction_source": direction_source} if direction_source != "mean_diff" else {})}
     inputs = {"base": model_provenance(base_spec),
               "adapters": {c: hash_path(p) for c, p in sorted(adapters.items())},
               "identity_sha256": hash_jsonable([(e["id"], e["messages"], e.get("template_id"), e.get("pair_id"),
@@ -202,7 +206,8 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
             d = contrast_direction(caches[model][dataset], name + suffix, pos, neg, position, probes=probes,
                                    n_splits=n_splits, n_boot=n_boot, seed=seed,
                                    provenance={"model_name": model}, examples=examples[dataset],
-                                   phrasing_splits=phrasing_splits, backend=probe_backend, device=probe_device)
+                                   phrasing_splits=phrasing_splits, backend=probe_backend, device=probe_device,
+                                   direction_source=direction_source)
             res[d.name] = d
         return res
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from probes.estimators import LogisticProbe, MeanDiffProbe, ProbeError
+from probes.estimators import DIRECTION_SOURCES, LogisticProbe, MeanDiffProbe, ProbeError, direction_from
 from probes.evaluate import auroc, cross_validate, eligible_layers, group_splits, select_layer
 
 
@@ -110,3 +110,45 @@ def test_one_class_labels_are_refused():
         group_splits(["a"] * 10)
     with pytest.raises(ProbeError, match="labels for"):
         LogisticProbe().fit(X, np.arange(3) % 2)
+
+
+@pytest.mark.parametrize("probe", [MeanDiffProbe, LogisticProbe])
+def test_probes_follow_sklearn_estimator_conventions(probe):
+    from sklearn.base import clone
+
+    X, y, g, v = planted(n=400)
+    names = np.where(y == 1, "conscious", "toaster")  # string labels: the larger in sorted order is positive
+    p = probe(Cs=[0.01, 1]) if probe is LogisticProbe else probe(remove=None)
+    assert clone(p).get_params() == p.get_params()  # parameters stored untouched (a list stays a list)
+    if probe is LogisticProbe:
+        assert p.get_params()["Cs"] == [0.01, 1]
+    p.fit(X, names, groups=g)
+    assert list(p.classes_) == ["conscious", "toaster"]
+    assert set(p.predict(X)) <= {"conscious", "toaster"}  # predict returns the original labels
+    assert p.score(X, names) > 0.8
+    assert float(p.direction_ @ v) < 0  # towards classes_[1] = toaster, i.e. away from y == 1
+    assert not hasattr(probe(), "direction_")  # fitted attributes appear only after fit
+
+
+def test_direction_sources_recover_a_planted_direction():
+    rng = np.random.default_rng(3)
+    n_pairs, d = 200, 24
+    v = rng.normal(size=d)
+    v /= np.linalg.norm(v)
+    base = rng.normal(size=(n_pairs, d)) * 2.0
+    X = np.concatenate([base + 1.5 * v + rng.normal(size=(n_pairs, d)) * 0.3,
+                        base + rng.normal(size=(n_pairs, d)) * 0.3]).astype(np.float32)
+    y = np.r_[np.ones(n_pairs, int), np.zeros(n_pairs, int)]
+    pairs = np.r_[np.arange(n_pairs), np.arange(n_pairs)]
+    groups = pairs % 10
+    md = direction_from("mean_diff", X, y)
+    for src in DIRECTION_SOURCES:
+        raw = direction_from(src, X, y, pairs=pairs, groups=groups)
+        assert float(raw @ v) / np.linalg.norm(raw) > 0.9, src  # found, and signed towards the positive class
+        assert np.linalg.norm(raw) == pytest.approx(np.linalg.norm(md), rel=1e-5)  # one scale for every source
+    removed = direction_from("pca_paired", X, y, pairs=pairs, remove=v[None])
+    assert abs(float(removed @ v)) < 1e-4  # the removed span is projected out
+    with pytest.raises(ProbeError, match="pair"):
+        direction_from("pca_paired", X, y)
+    with pytest.raises(ProbeError, match="unknown direction source"):
+        direction_from("svd", X, y)

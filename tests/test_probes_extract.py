@@ -12,7 +12,7 @@ import pytest
 
 from activations import ActivationCache, CacheError
 from probes import DirectionError, load_directions, save_directions
-from probes.estimators import ProbeError
+from probes.estimators import ProbeError, direction_from
 from probes.evaluate import eligible_layers
 from probes.extract import contrast_direction
 from probes.run import run_probes
@@ -224,3 +224,24 @@ def test_bad_cache_input_is_refused(probe_run):
         contrast_direction(cache, "x", "conscious", "not_conscious", layers=[99])
     with pytest.raises(ProbeError, match="no rows with label='robot'"):
         contrast_direction(cache, "x", "robot", "not_conscious")
+
+
+def test_direction_source_pca_paired_is_recorded_and_computed(probe_run):
+    out, _ = probe_run
+    dirs = load_directions(out / "directions.safetensors")
+    assert dirs["self_model"].provenance["direction_source"] == "mean_diff"
+    cache = ActivationCache(dirs["self_model"].provenance["cache"])
+    exs = [ex for c in ("conscious", "not_conscious") for ex in hand_made_identity()[c]]
+    d = contrast_direction(cache, "self_model", "conscious", "not_conscious", layers=[1, 2], n_boot=20,
+                           examples=exs, direction_source="pca_paired")
+    assert d.provenance["direction_source"] == "pca_paired"
+    by_id = {ex["id"]: ex for ex in exs}
+    labels, ids = np.asarray(cache.labels), cache.ids
+    X = cache.load("resid_post.2", "response_mean")
+    rows = [i for i, lab in enumerate(labels) if lab in ("conscious", "not_conscious")]
+    want = direction_from("pca_paired", X[rows], labels[rows] == "conscious",
+                          pairs=[by_id[ids[i]]["pair_id"] for i in rows])
+    np.testing.assert_allclose(d.raw[1], want, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(d.raw[1], dirs["self_model"].raw[2])  # not the mean difference
+    with pytest.raises(ProbeError, match="unknown direction source"):
+        contrast_direction(cache, "x", "conscious", "not_conscious", direction_source="svd")
