@@ -245,3 +245,28 @@ def test_direction_source_pca_paired_is_recorded_and_computed(probe_run):
     assert not np.allclose(d.raw[1], dirs["self_model"].raw[2])  # not the mean difference
     with pytest.raises(ProbeError, match="unknown direction source"):
         contrast_direction(cache, "x", "conscious", "not_conscious", direction_source="svd")
+
+
+def test_run_with_the_torch_backend_matches_sklearn(probe_run, tiny_spec, tiny_loaded, adapter_dir, tmp_path):
+    """The probes stage end to end with ``probe_backend="torch"``: same directions (mean differences), same
+    selected layer, held-out accuracies within 0.01 of the sklearn run's, and the manifest names the backend."""
+    out, _ = probe_run
+    tout = tmp_path / "torch"
+    run_probes(tiny_spec, {"conscious": adapter_dir}, tout, identity=hand_made_identity(), eval_items=EVAL_ITEMS,
+               n_boot=20, n_splits=5, progress=False, loaded=tiny_loaded, cache_dir=out / "activations",
+               probe_backend="torch")
+    ref, got = load_directions(out / "directions.safetensors"), load_directions(tout / "directions.safetensors")
+    assert set(ref) == set(got)
+    for name in ref:
+        np.testing.assert_allclose(got[name].raw, ref[name].raw, rtol=1e-5, atol=1e-6)
+    assert got["self_model"].metrics["selected_layer"] == ref["self_model"].metrics["selected_layer"]
+    rows = {(r["direction"], r["layer"], r["probe"]): r for r in csv.DictReader(open(out / "metrics.csv"))}
+    trows = list(csv.DictReader(open(tout / "metrics.csv")))
+    compared = 0
+    for r in trows:
+        k = (r["direction"], r["layer"], r["probe"])
+        if k in rows and r.get("accuracy") not in (None, "", "nan"):
+            assert abs(float(r["accuracy"]) - float(rows[k]["accuracy"])) <= 0.01 + 1e-9, k
+            compared += 1
+    assert compared > 0
+    assert json.loads((tout / "manifest.json").read_text())["params"]["probe_backend"] == "torch"
