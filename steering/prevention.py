@@ -144,6 +144,7 @@ def prevention_table(identity: dict[str, Any], evals_dir: str | Path) -> pd.Data
     import csv
 
     evals_dir = Path(evals_dir)
+    scored = _scored(evals_dir)
     out = []
     for arm, per in identity["summary"].items():
         if arm == identity.get("reference"):
@@ -157,7 +158,9 @@ def prevention_table(identity: dict[str, Any], evals_dir: str | Path) -> pd.Data
             if r.get("stage") not in ("", None):
                 out.append({**row, "group": f"stage{int(float(r['stage']))}", "shift": float(r["diff"]),
                             "shift_lo": float(r["lo"]), "shift_hi": float(r["hi"]), "n": int(float(r["n"]))})
-        out += [{**row, **m} for m in _monitoring_shift(evals_dir / "results.csv", arm)]
+        e = _paired(scored, arm, "base", _in_monitoring)
+        if e is not None:
+            out.append({**row, "group": "monitoring", "shift": e.estimate, "shift_lo": e.lo, "shift_hi": e.hi, "n": e.n})
     return pd.DataFrame(out)
 
 
@@ -167,38 +170,45 @@ def blocking_table(evals_dir: str | Path, scorer: str = "continuation") -> pd.Da
     lost or gained against the ordinary tune) and ``self_model - random`` (the prevention effect beyond a
     norm-matched random direction prevented the same way: the number a "blocks" claim rests on).
     Negative = the prevented tune shows less of the preference."""
-    from evals.results import read_results
-    from stats import paired_bootstrap_diff
-
-    rows = [r for r in read_results(Path(evals_dir) / "results.csv") if r["scorer"] == scorer]
-    by_arm = {a: {r["item_id"]: r for r in rows if r["condition"] == a} for a in ARMS}
-    groups = {"all": lambda r: True, "monitoring": lambda r: r["dimension"] in MONITORING}
+    scored = _scored(evals_dir, scorer)
+    rows = [r for per in scored.values() for r in per.values()]
+    groups = {"all": lambda r: True, "monitoring": _in_monitoring}
     for s in sorted({int(float(r["stage"])) for r in rows if r.get("stage") not in ("", None)}):
         groups[f"stage{s}"] = lambda r, s=s: r.get("stage") not in ("", None) and int(float(r["stage"])) == s
     out = []
     for a, b in (("self_model", "ordinary"), ("random", "ordinary"), ("self_model", "random")):
         for g, keep in groups.items():
-            ids = sorted(i for i in set(by_arm[a]) & set(by_arm[b]) if keep(by_arm[a][i]))
-            if not ids:
-                continue
-            e = paired_bootstrap_diff([by_arm[a][i]["value"] for i in ids], [by_arm[b][i]["value"] for i in ids])
-            out.append({"contrast": f"{a} - {b}", "group": g, "diff": e.estimate, "lo": e.lo, "hi": e.hi, "n": e.n,
-                        "ci_excludes_0": bool(e.lo > 0 or e.hi < 0)})
+            e = _paired(scored, a, b, keep)
+            if e is not None:
+                out.append({"contrast": f"{a} - {b}", "group": g, "diff": e.estimate, "lo": e.lo, "hi": e.hi,
+                            "n": e.n, "ci_excludes_0": bool(e.lo > 0 or e.hi < 0)})
     return pd.DataFrame(out)
 
 
-def _monitoring_shift(results: Path, arm: str) -> list[dict]:
+def _in_monitoring(row: dict) -> bool:
+    return row["dimension"] in MONITORING
+
+
+def _scored(evals_dir: str | Path, scorer: str = "continuation") -> dict[str, dict[str, dict]]:
+    """{condition: {item_id: row}} of the evals stage's results for one scorer (read once)."""
     from evals.results import read_results
+
+    out: dict[str, dict[str, dict]] = {}
+    for r in read_results(Path(evals_dir) / "results.csv"):
+        if r["scorer"] == scorer:
+            out.setdefault(r["condition"], {})[r["item_id"]] = r
+    return out
+
+
+def _paired(scored: dict[str, dict[str, dict]], a: str, b: str, keep) -> Any:
+    """``a - b`` paired over the items both scored that ``keep`` accepts (item bootstrap); None without items."""
     from stats import paired_bootstrap_diff
 
-    rows = [r for r in read_results(results) if r["dimension"] in MONITORING and r["scorer"] == "continuation"]
-    a = {r["item_id"]: r["value"] for r in rows if r["condition"] == arm}
-    b = {r["item_id"]: r["value"] for r in rows if r["condition"] == "base"}
-    ids = sorted(set(a) & set(b))
+    ra, rb = scored.get(a, {}), scored.get(b, {})
+    ids = sorted(i for i in set(ra) & set(rb) if keep(ra[i]))
     if not ids:
-        return []
-    e = paired_bootstrap_diff([a[i] for i in ids], [b[i] for i in ids])
-    return [{"group": "monitoring", "shift": e.estimate, "shift_lo": e.lo, "shift_hi": e.hi, "n": e.n}]
+        return None
+    return paired_bootstrap_diff([ra[i]["value"] for i in ids], [rb[i]["value"] for i in ids])
 
 
 def plot_series(series: pd.DataFrame, path: str | Path) -> Path | None:
