@@ -27,6 +27,7 @@ from typing import Any
 from artifacts import atomic_write_json, atomic_write_text, hash_file, hash_jsonable
 from artifacts.atomic import to_jsonable
 from models import ModelSpec
+from models.provenance import model_provenance
 from pipeline import judging
 from pipeline.config import THROUGHPUT_KEYS, dump_toml, series_names, series_tunes
 from pipeline.runner import Stage
@@ -116,7 +117,6 @@ def tune_data(cfg: dict[str, Any], data: dict[str, list[dict]]) -> dict[str, lis
 def build_stages(cfg: dict[str, Any]) -> list[Stage]:
     from analysis.seeds import split_seed
     from evals.items import ITEMS_FILE
-    from models.provenance import model_provenance
 
     spec = model_spec(cfg)
     root = run_dir(cfg)
@@ -221,7 +221,7 @@ def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: An
                                params=judge_params, token_budget=e["token_budget"] or None)
     # token_budget changes batching, not results (models.batching), so it is not part of the stage key
     ekey = keyed(cfg, "evals")
-    extra = {"series": {n: model_provenance_of(sp) for n, sp in series_specs(cfg).items()}} if cfg["series"]["models"] \
+    extra = {"series": {n: model_provenance(sp) for n, sp in series_specs(cfg).items()}} if cfg["series"]["models"] \
         else {}
     stages.append(Stage("evals", run_evals, {"model": prov, "evals": ekey, "items": items_sha, **extra,
                                              **({"judged": judge_params} if judge_on else {})}, after=tune_names))
@@ -299,12 +299,6 @@ def _probes_key(cfg: dict[str, Any]) -> dict[str, Any]:
 def _on(section: dict[str, Any]) -> dict[str, Any]:
     """A section without its ``enabled`` switch (a stage's key: switching a stage on again changes nothing)."""
     return {k: v for k, v in section.items() if k != "enabled"}
-
-
-def model_provenance_of(spec: ModelSpec) -> Any:
-    from models.provenance import model_provenance
-
-    return model_provenance(spec)
 
 
 def write_config(cfg: dict[str, Any]) -> Path:
