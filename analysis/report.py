@@ -19,17 +19,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
-import math
 import os
 import re
 import shutil
 from pathlib import Path
 
 from artifacts import atomic_path, atomic_write_text
-from stats import Estimate
-
-VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
+from artifacts.tables import cell, columns_of, html_from_cells, markdown_from_cells
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
@@ -44,61 +40,6 @@ figcaption{font-size:.9em;color:#555}nav{background:#f7f7f7;padding:.5em 1em;bor
 td.PASS{background:#d9f2d9!important;font-weight:600}td.FAIL{background:#f8d7d7!important;font-weight:600}
 td.INCONCLUSIVE{background:#fff3cd!important}
 """
-
-
-def fmt_number(v) -> str:
-    """Format a number for a table: 3 significant digits, no scientific notation for ordinary sizes."""
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, int):
-        return str(v)
-    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
-        v = v.item()
-        if isinstance(v, int):
-            return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "–"
-        if math.isinf(v):
-            return "∞" if v > 0 else "-∞"
-        if v == int(v) and abs(v) < 1e6:
-            return str(int(v))
-        if 1e-3 <= abs(v) < 1e6:
-            return f"{v:.3g}" if abs(v) < 100 else f"{v:.1f}"
-        return f"{v:.2e}"
-    return str(v)
-
-
-def fmt_estimate(est, lo, hi, n=None) -> str:
-    s = f"{fmt_number(est)} [{fmt_number(lo)}, {fmt_number(hi)}]"
-    return s + (f" (n={fmt_number(n)})" if n is not None else "")
-
-
-def _columns(rows: list[dict], columns) -> list[tuple[str, str]]:
-    if columns is None:
-        keys: list[str] = []
-        for r in rows:
-            keys += [k for k in r if k not in keys]
-        merged = {f"{k}{s}" for k in keys if f"{k}_lo" in keys and f"{k}_hi" in keys for s in ("_lo", "_hi", "_n")}
-        columns = [k for k in keys if k not in merged]
-    return [(c, c) if isinstance(c, str) else (str(c[0]), str(c[1])) for c in columns]
-
-
-def cell(row: dict, key: str) -> str:
-    """The text of one table cell (estimate triples merged, numbers formatted)."""
-    v = row.get(key)
-    if isinstance(v, Estimate):
-        return fmt_estimate(v.estimate, v.lo, v.hi, v.n)
-    if f"{key}_lo" in row and f"{key}_hi" in row:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return "–"
-        n = row.get(f"{key}_n", row.get("n"))
-        return fmt_estimate(v, row[f"{key}_lo"], row[f"{key}_hi"], n)
-    if isinstance(v, (dict, list, tuple)):
-        return json.dumps(v, default=str)
-    return fmt_number(v)
 
 
 def _slug(title: str, used: set) -> str:
@@ -138,7 +79,7 @@ class Report:
     def table(self, rows, columns=None, caption: str | None = None) -> Report:
         """``rows``: list of dicts. ``columns``: keys, or (key, header) pairs; default all keys in order."""
         rows = [dict(r) for r in rows]
-        cols = _columns(rows, columns)
+        cols = columns_of(rows, columns)
         body = [[cell(r, k) for k, _ in cols] for r in rows]
         self.blocks.append(("table", {"headers": [h for _, h in cols], "body": body, "caption": caption}))
         return self
@@ -183,13 +124,7 @@ class Report:
             elif kind == "text":
                 out += [b["text"].strip(), ""]
             elif kind == "table":
-                if b["caption"]:
-                    out += [f"**{b['caption']}**", ""]
-                esc = [[c.replace("|", "\\|").replace("\n", " ") for c in r] for r in [b["headers"], *b["body"]]]
-                out.append("| " + " | ".join(esc[0]) + " |")
-                out.append("|" + "---|" * len(esc[0]))
-                out += ["| " + " | ".join(r) + " |" for r in esc[1:]]
-                out.append("")
+                out += [markdown_from_cells(b["headers"], b["body"], b["caption"]), ""]
             elif kind == "figure":
                 link = (links or {}).get(b["path"], b["path"].as_posix())
                 out += [f"![{b['caption']}]({link})", ""]
@@ -212,12 +147,7 @@ class Report:
                     else:
                         body.append(f"<p>{e(' '.join(line.strip() for line in para))}</p>")
             elif kind == "table":
-                cap = f"<caption>{e(b['caption'])}</caption>" if b["caption"] else ""
-                head = "".join(f"<th>{e(h)}</th>" for h in b["headers"])
-                rows = "".join("<tr>" + "".join(
-                    f'<td class="{c}">{e(c)}</td>' if c in VERDICTS else f"<td>{e(c)}</td>" for c in r) + "</tr>"
-                    for r in b["body"])
-                body.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+                body.append(html_from_cells(b["headers"], b["body"], b["caption"]))
             elif kind == "figure":
                 data = base64.b64encode(b["path"].read_bytes()).decode("ascii")
                 body.append(f'<figure><img alt="{e(b["caption"])}" src="data:image/png;base64,{data}">'

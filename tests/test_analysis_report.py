@@ -9,7 +9,8 @@ import pytest
 from analysis.cascade import dimension_summary, stage_summary
 from analysis.plots import dose_response, grouped_bars, heatmap, layer_curves
 from analysis.predictions import score_predictions
-from analysis.report import Report, cell
+from analysis.report import Report
+from artifacts.tables import cell
 from stats import Estimate
 from tests.test_analysis_synth import make_rows
 
