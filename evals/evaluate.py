@@ -4,7 +4,8 @@ Rows already in ``out`` for the same model content (``spec_sha256``: base weight
 folder name), condition, scorer, item (and ``extra`` values) are not scored again; new rows are added in
 chunks and the file is rewritten atomically after each chunk, so an interrupted run loses at most one
 chunk and never leaves a corrupt table. Rows of the same condition scored with another model are never
-reused: ``evaluate`` refuses the table (``ResumeError``). The folder of ``out`` is locked while it writes.
+reused: ``evaluate`` refuses the table (``ResumeError``). The table is an ``artifacts.store.ResultStore`` (table
+layout): the folder of ``out`` is locked while it writes.
 
 Usage (steering): ``with add(loaded, direction, layers, dose): evaluate(loaded, items, ["continuation"],
 condition=f"self_model@{dose}", extra={"alpha": dose}, out=path)``. For different doses in different
@@ -20,9 +21,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from artifacts import ResumeError, SelfModelError, folder_lock
+from artifacts import ResumeError, SelfModelError
+from artifacts.store import ResultStore
 from evals.items import Item
-from evals.results import read_results, write_results
+from evals.results import read_results, to_csv
 from evals.scorers import SCORERS, applicable, score
 from models import LoadedModel
 from models.provenance import spec_hash
@@ -72,42 +74,36 @@ def evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str] 
             raise SelfModelError(f"{name} is {v!r}; it must be a positive integer")
     extra = dict(extra or {})
     head = {**spec_columns(loaded), "condition": condition}
-    scorer_kw = {**scorer_kw, "token_budget": token_budget}
-    if out is not None:
-        with folder_lock(Path(out).parent):
-            return _evaluate(loaded, items, scorers, head, extra, out, batch_size, judge, chunk_size, progress,
-                             scorer_kw)
-    return _evaluate(loaded, items, scorers, head, extra, out, batch_size, judge, chunk_size, progress, scorer_kw)
+    ekeys = sorted(extra)
+    folder, table = (None, "results.csv") if out is None else (Path(out).parent, Path(out).name)
+    with ResultStore(folder, table=table, key=lambda r: _key(r, ekeys), dump=to_csv, load=read_results) as store:
+        return _evaluate(loaded, items, scorers, head, extra, store, out, batch_size, judge, chunk_size, progress,
+                         {**scorer_kw, "token_budget": token_budget})
 
 
 def _evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str], head: dict[str, Any],
-              extra: dict[str, Any], out: Any, batch_size: int, judge: Any, chunk_size: int, progress: bool,
-              scorer_kw: dict[str, Any]) -> list[dict[str, Any]]:
+              extra: dict[str, Any], store: ResultStore, out: Any, batch_size: int, judge: Any, chunk_size: int,
+              progress: bool, scorer_kw: dict[str, Any]) -> list[dict[str, Any]]:
     condition, ekeys = head["condition"], sorted(extra)
     kw = dict(scorer_kw)
     budget = kw.pop("token_budget", None)
-    table = read_results(out) if out is not None else []
-    _refuse_stale(out, table, head, extra)
-    have = {_key(r, ekeys): r for r in table if not _regrade(r)}  # ungraded judged rows are scored again
-    plan, wanted = [], set()
-    for s in scorers:
-        keys = [(_key({**head, **extra, "scorer": s, "item_id": it.id}, ekeys), it) for it in applicable(items, s)]
-        wanted.update(k for k, _ in keys)
-        plan.append((s, [it for k, it in keys if k not in have]))
-    table = [r for r in table if not (_regrade(r) and _key(r, ekeys) in wanted)]  # replaced below
-    result = [r for r in table if _key(r, ekeys) in wanted]
+    _refuse_stale(out, store.rows(), head, extra)
+    todo = [(s, [(_key({**head, **extra, "scorer": s, "item_id": it.id}, ekeys), it) for it in applicable(items, s)])
+            for s in scorers]
+    wanted = {k for _, keys in todo for k, _ in keys}
+    store.drop(lambda r: _regrade(r) and _key(r, ekeys) in wanted)  # ungraded judged rows are scored again
+    plan = [(s, [it for k, it in keys if not store.done(k)]) for s, keys in todo]
+    result = [r for r in store.rows() if _key(r, ekeys) in wanted]
     total = sum(len(t) for _, t in plan)
     bar = tqdm(total=total, desc=f"eval {head['model']} [{condition}]", unit="item", disable=not progress)
-    for s, todo in plan:
+    for s, pending in plan:
         bar.set_postfix_str(s)
-        for c0 in range(0, len(todo), chunk_size):
-            chunk = todo[c0:c0 + chunk_size]
+        for c0 in range(0, len(pending), chunk_size):
+            chunk = pending[c0:c0 + chunk_size]
             rows = [{**head, **r, **extra} for r in score(s, loaded, chunk, batch_size, judge=judge, token_budget=budget, **(
                 kw if s == "judged" else {}))]
             result.extend(rows)
-            table.extend(rows)
-            if out is not None:
-                write_results(out, table)
+            store.write(rows)
             bar.update(len(chunk))
     bar.close()
     return result

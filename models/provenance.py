@@ -44,3 +44,11 @@ def spec_hash(spec: ModelSpec) -> str:
     prov = model_provenance(spec)
     return hash_jsonable({"weights": prov["weights_sha256"], "adapter": prov["adapter_sha256"],
                           "dtype": spec.dtype})
+
+
+def content_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` plus the content hash (weights + adapter) of every model spec it names (a dict with ``base``
+    and ``adapter``), so that results of another model under the same folder names are never reused."""
+    hashes = {f"{k}_sha256": spec_hash(ModelSpec.from_dict(v)) for k, v in params.items()
+              if isinstance(v, dict) and "base" in v and "adapter" in v}
+    return {**params, **hashes}

@@ -31,7 +31,6 @@ and x19 at 1.0 (generations loop: "I of of of ..."); a norm-matched random direc
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -41,14 +40,15 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manifest
+from artifacts.store import ResultStore
 from evals.dimensions import DIMENSIONS, MONITORING
 from evals.items import load_items
+from models.provenance import content_params
 from probes.directions import Direction
 from steering.arms import Arm, ablation_arms, arm_edits, condition_directions, steering_arms, subset_edits
 from steering.coherence import RULE as COHERENCE_RULE
 from steering.coherence import coherence_guard
 from steering.interventions import mean_projection
-from steering.results import ChunkStore
 from steering.scoring import (
     DEFAULT_POSITIONS,
     READOUTS,
@@ -173,7 +173,7 @@ def _passes(items: Sequence[Any], arms_for: Any, per_pass: int) -> list[list[Any
     return out
 
 
-def score_items(loaded: Any, items: Sequence[Any], arms_for: Any, edits_for: Any, store: ChunkStore,
+def score_items(loaded: Any, items: Sequence[Any], arms_for: Any, edits_for: Any, store: ResultStore,
                 base: dict, batch_size: int, positions: str, desc: str, judge: Any = None,
                 readouts: Sequence[str] | None = None, token_budget: int | None = None,
                 items_per_pass: int = ITEMS_PER_PASS) -> None:
@@ -199,7 +199,7 @@ def score_items(loaded: Any, items: Sequence[Any], arms_for: Any, edits_for: Any
             for i, it in enumerate(group):
                 rows[i] += _item_rows(it, sub, res, i, {**base, "scorer": r})
         for it, rr in zip(group, rows):
-            store.write(f"{base.get('model', '')}{it.id}", rr)
+            store.write(rr, f"{base.get('model', '')}{it.id}")
         bar.update(len(group))
     bar.close()
 
@@ -284,7 +284,7 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
               "sweep_dose": sweep_dose, "n_random": prof.n_random, "readouts": readouts, "positions": positions,
               "items": [it.id for it in sel], "directions": {k: hash_jsonable(v.raw.tolist()) for k, v in
                                                              directions.items()}, "seed": seed}
-    store = ChunkStore(out_dir, params, overwrite)
+    store = result_store(out_dir, params, overwrite)
     base = {"experiment": "steering", "model": "", "positions": positions}
     t1 = time.time()
     score_items(loaded, sel, lambda it: arms_mon if it.dimension in MONITORING else arms_oth,
@@ -293,7 +293,7 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
     t_score = time.time() - t1
     results = store.merge("results.jsonl")
     t2 = time.time()
-    coh = _cached(store, "coherence", lambda: coherence_guard(
+    coh = store.cached("coherence", lambda: coherence_guard(
         loaded, arms_mon, edits_mon, _paragraphs(prof), prompts=_prompts(prof),
         max_new_tokens=prof.max_new_tokens, batch_size=prof.batch_size, token_budget=prof.token_budget))
     t_coh = time.time() - t2
@@ -380,7 +380,7 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
               "positions": positions, "planted_from": planted_from, "planted_items": [it.id for it in held],
               "seed": seed,
               "target": hash_jsonable(tdir.raw.tolist())}
-    store = ChunkStore(out_dir / "calibration", params, overwrite)
+    store = result_store(out_dir / "calibration", params, overwrite)
     score_items(loaded, mon_items, lambda it: arms, lambda it: edits, store,
                 {"experiment": "calibration", "model": "", "positions": positions}, batch_size, positions,
                 "calibration: items", readouts=readouts, token_budget=token_budget, items_per_pass=items_per_pass)
@@ -411,14 +411,10 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
     return table, notes
 
 
-def _cached(store: ChunkStore, name: str, compute: Any) -> list[dict]:
-    """Rows of a finished step kept beside the chunks (a resumed run does not recompute them)."""
-    path = store.dir / f"{name}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    rows = compute()
-    atomic_write_json(path, rows)
-    return rows
+def result_store(out_dir: str | Path, params: dict[str, Any], overwrite: bool = False) -> ResultStore:
+    """The resumable chunk store of an experiment (``params["experiment"]`` is the folder's kind); every model
+    spec in ``params`` is keyed by its content hash too (``content_params``)."""
+    return ResultStore(out_dir, content_params(params), overwrite, kind=str(params.get("experiment") or "chunks"))
 
 
 def _paragraphs(prof: Profile) -> list[str]:
@@ -466,7 +462,7 @@ def run_ablation(base_loaded: Any, tuned_loaded: Any, directions: dict[str, Dire
               "conditions": list(conditions), "n_random": prof.n_random, "layers": list(layers or []),
               "positions": positions, "items": [it.id for it in sel], "clamp_values": clamp_values,
               "directions": {k: hash_jsonable(v.raw.tolist()) for k, v in directions.items()}, "seed": seed}
-    store = ChunkStore(out_dir, params, overwrite)
+    store = result_store(out_dir, params, overwrite)
     none_arm = [a for a in arms if a.op == "none"]
     with base_loaded.active():  # views of one shared model: the adapter off (models.adapters)
         score_items(base_loaded, sel, lambda it: none_arm, lambda it: {}, store,

@@ -83,18 +83,19 @@ def test_eval_rows_of_the_same_content_are_reused(same_name_loaded, tiny_loaded,
 
 
 def test_chunk_store_keys_by_model_content(tiny_spec, tmp_path, other_loaded):
-    from steering.results import ChunkStore
+    from steering.experiment import result_store
 
     d = tmp_path / "st"
     params = {"experiment": "steering", "model": tiny_spec.to_dict(), "doses": [0.5]}
-    s = ChunkStore(d, params)
-    s.write("c0", [{"v": 1}])
+    s = result_store(d, params)
+    s.write([{"v": 1}], "c0")
     s.close()
     other = {**params, "model": {**tiny_spec.to_dict(), "base": other_loaded.spec.base}}
     # the same parameters with another model's weights are other inputs
-    assert ChunkStore(d, params).done("c0")
+    with result_store(d, params) as s:
+        assert s.done("c0")
     with pytest.raises(ValueError, match="other parameters"):
-        ChunkStore(d, other)
+        result_store(d, other)
 
 
 # --- 2. single-writer folders --------------------------------------------------------------------------
@@ -255,13 +256,13 @@ KILLED_STAGE = """
 import sys, time
 from pathlib import Path
 from pipeline.runner import Pipeline, Stage
-from steering.results import ChunkStore
+from artifacts.store import ResultStore
 run_dir, doses = sys.argv[1], [float(x) for x in sys.argv[2].split(",")]
 def steer(folder):
-    store = ChunkStore(folder, {"experiment": "steering", "doses": doses})
+    store = ResultStore(folder, {"experiment": "steering", "doses": doses}, kind="steering")
     for d in doses:
         if not store.done(str(d)):
-            store.write(str(d), [{"dose": d}])
+            store.write([{"dose": d}], str(d))
             if sys.argv[3] == "hang":
                 print("chunk", flush=True); time.sleep(600)
     return {"n": len(store.rows())}

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from artifacts import ResumeError
 from evals.items import load_items
 from models import load_model
 from models.logprobs import mean_logprobs
@@ -17,7 +18,6 @@ from steering.arms import ablation_arms, arm_edits, condition_directions, steeri
 from steering.coherence import coherence_guard, is_degenerate
 from steering.experiment import get_profile, run_ablation, run_steering
 from steering.interventions import ablate, add, clamp
-from steering.results import ResumeError
 from steering.scoring import pair_encodings, score_continuation
 from steering.verdict import compare_self, steering_effects, verdict_table
 from tests.conftest import make_tiny_model_dir

@@ -17,8 +17,7 @@ from models import encode_chat
 from models.generation import generate, generate_tokens, sampling_settings
 from steering.arms import arm_edits, condition_directions, steering_arms
 from steering.coherence import coherence_guard
-from steering.experiment import score_items
-from steering.results import ChunkStore
+from steering.experiment import result_store, score_items
 from tests.conftest import chat_examples
 from tests.test_steering_experiment import _dirs  # the same random directions
 from tuning.identity_check import affirmation_scores, check_items
@@ -59,7 +58,7 @@ def test_steering_items_packed_per_pass_equal_one_item_at_a_time(tiny_loaded, tm
     mon = {"cot_monitoring", "interp_monitoring"}
 
     def run(name, **kw):
-        store = ChunkStore(tmp_path / name, {"experiment": "t"})
+        store = result_store(tmp_path / name, {"experiment": "t"})
         score_items(tiny_loaded, items, lambda it: arms if it.dimension in mon else arms_oth,
                     lambda it: edits if it.dimension in mon else edits_oth, store, {"experiment": "t", "model": ""},
                     32, "prompt", name, readouts=readouts, **kw)
