@@ -1,9 +1,9 @@
 """Agreement between the cheap scorers and the judge: do ``continuation`` and ``choice`` rank models as
 the judged pass rate does?
 
-``agreement(rows, unit="model")``: per dimension, each unit (a model spec, or a steering arm) gets its
-mean judged pass rate over the dimension's open items and its mean continuation (choice) score over
-the dimension's pair/action items; the Pearson correlation across units is reported with a 95%
+``agreement(rows, unit="model")``: per dimension, each unit (a ``model``, or a steering ``arm``: score rows of
+``artifacts.rows``) gets its mean judged pass rate over the dimension's open items and its mean continuation
+(choice) score over the dimension's pair/action items; the Pearson correlation across units is reported with a 95%
 bootstrap CI that resamples the items of each scorer (the same resampled items for every unit, since
 items are paired across units). A row ``dimension = "all"`` pools every (unit, dimension) cell.
 
@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+
+from artifacts.rows import normalise
 
 CHEAP = ("continuation", "choice")
 N_BOOT = 1000
@@ -46,7 +48,7 @@ def _table(rows: Iterable[dict[str, Any]], scorer: str, dimension: str | None, u
     cells: dict[tuple[str, str], float] = {}
     for r in rows:
         if r["scorer"] == scorer and (dimension is None or r["dimension"] == dimension):
-            cells[(str(r[unit]), f"{r['dimension']}/{r['item_id']}")] = float(r["value"])
+            cells[(str(r[unit]), f"{r['dimension']}/{r['item']}")] = float(r["value"])
     units = sorted({u for u, _ in cells})
     items = sorted({i for _, i in cells})
     m = np.full((len(units), len(items)), np.nan)
@@ -104,7 +106,7 @@ def flag(lo: float, hi: float) -> str:
 def agreement(rows: Sequence[dict[str, Any]], unit: str = "model", n_boot: int = N_BOOT, seed: int = 0
               ) -> list[dict[str, Any]]:
     """One row per (dimension, cheap scorer) with r, 95% CI, n units, n items and the flag (see module doc)."""
-    rows = [r for r in rows if r.get("scorer") in ("judged", *CHEAP)]
+    rows = [normalise(r) for r in rows if r.get("scorer") in ("judged", *CHEAP)]  # rows of old runs too
     if not any(r["scorer"] == "judged" for r in rows):
         return []
     rng = np.random.default_rng(seed)

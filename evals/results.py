@@ -1,10 +1,13 @@
 """The results table and its summaries (plain csv / lists of dicts, no pandas).
 
-One row per item x model spec x condition x scorer. ``model`` is the model spec's slug (base name,
-``+adapter`` folder name if any), ``base`` and ``adapter`` the spec's fields. Columns: ``COLUMNS`` first, then any extras
-(scorer details such as ``lp_pref``, ``p_pref_as_a``, ``coherence``, ``answer``, or the caller's
-``extra`` such as ``alpha``) in sorted order. ``value`` follows the sign convention
-"higher = more of the preference" (see ``evals.scorers.SIGN``).
+One row per item x model x scorer, in the score-row schema (``artifacts.rows``): ``COLUMNS`` = the schema's
+``SCORE_COLUMNS`` (``model`` = the run's name of the scored model, ``base``, ``conscious``, ...; ``arm`` = ``none``,
+``dose`` = 0, ``layer`` empty: evals rows are unsteered), then ``spec`` (the model spec's slug: base name,
+``+adapter`` folder name if any), ``base`` and ``adapter`` (the spec's fields), ``kind``, ``sign_convention``, then
+any extras (``spec_sha256``, scorer details such as ``lp_pref``, ``p_pref_as_a``, ``coherence``, ``answer``, or the
+caller's ``extra`` such as ``alpha``) in sorted order. ``value`` follows the sign convention
+"higher = more of the preference" (see ``evals.scorers.SIGN``). ``read_results`` reads tables written before the
+schema too (``artifacts.rows.normalise``).
 
 Summaries carry a 95% CI and the sample size: the mean over items with a bootstrap CI for
 continuation/choice scores and for judged pass rates over several samples per item, the pass rate with a
@@ -25,12 +28,13 @@ from typing import Any
 import numpy as np
 
 from artifacts import atomic_write_text
+from artifacts.rows import SCORE_COLUMNS, normalise
 from stats import bootstrap_ci, paired_bootstrap_diff, wilson_ci
 
-COLUMNS = ["model", "adapter", "base", "condition", "scorer", "dimension", "stage", "item_id", "kind", "value",
-           "sign_convention"]
-_NUMERIC = {"value", "stage", "lp_pref", "lp_rej", "p_pref_as_a", "p_pref_as_b", "letter_mass", "coherence",
+COLUMNS = [*SCORE_COLUMNS, "spec", "adapter", "base", "kind", "sign_convention"]
+_NUMERIC = {"value", "stage", "layer", "lp_pref", "lp_rej", "p_pref_as_a", "p_pref_as_b", "letter_mass", "coherence",
             "alpha", "dose"}
+_INTEGER = {"stage", "layer"}
 
 
 def _fmt(v: Any) -> str:
@@ -41,10 +45,14 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _scored(row: dict[str, Any]) -> bool:
+    return "item" in row and "scorer" in row and "value" in row
+
+
 def to_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """CSV text: result rows (with ``item_id``) get ``COLUMNS`` then sorted extras; other rows (summaries,
-    comparisons) keep their keys in first-seen order."""
-    if any("item_id" in r for r in rows):
+    """CSV text: score rows (``item``, ``scorer``, ``value``) get ``COLUMNS`` then sorted extras; other rows
+    (summaries, comparisons) keep their keys in first-seen order."""
+    if any(_scored(r) for r in rows):
         cols = COLUMNS + sorted({k for r in rows for k in r} - set(COLUMNS))
     else:
         cols = list(dict.fromkeys(k for r in rows for k in r))
@@ -62,26 +70,30 @@ def write_results(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> Pa
 
 
 def _parse(k: str, v: str) -> Any:
+    if k in _INTEGER and v == "":
+        return None
     if k in _NUMERIC and v != "":
         try:
             f = float(v)
         except ValueError:
             return v
-        return int(f) if k == "stage" else f
+        return int(f) if k in _INTEGER else f
     return v
 
 
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Rows of a results CSV ([] if the file does not exist); numeric columns parsed to numbers."""
+    """Rows of a results CSV in the score-row schema ([] if the file does not exist); numeric columns parsed to
+    numbers; tables written before the schema (``item_id``, ``condition``) are read into it."""
     path = Path(path)
     if not path.exists():
         return []
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        missing = [c for c in ("scorer", "item_id", "value") if c not in (reader.fieldnames or [])]
+        have = set(reader.fieldnames or [])
+        missing = [c for c in ("scorer", "value") if c not in have] + ([] if have & {"item", "item_id"} else ["item"])
         if missing:
             raise ValueError(f"{path}: not a results table (columns {missing} missing); pass another --out")
-        return [{k: _parse(k, v) for k, v in r.items()} for r in reader]
+        return [normalise({k: _parse(k, v) for k, v in r.items()}) for r in reader]
 
 
 def _estimate(scorer: str, values: list[float]) -> dict[str, Any]:
@@ -119,11 +131,11 @@ def compare(rows: Iterable[dict[str, Any]], a: str, b: str, key: str = "model",
             by: str = "dimension") -> list[dict[str, Any]]:
     """Per ``by`` (dimension or stage) and scorer: mean over items of value(a) - value(b), paired by item
     (and by every other identifying column), with a paired bootstrap 95% CI. ``key`` names the column
-    that holds a and b (``model`` for two model specs, ``condition`` for two steering conditions)."""
-    ident = [c for c in ("model", "condition", "scorer", "item_id") if c != key]
+    that holds a and b (``model`` for two models, ``arm`` for two steering arms)."""
+    ident = [c for c in ("model", "arm", "scorer", "item") if c != key]
     side: dict[str, dict[tuple, float]] = {a: {}, b: {}}
     meta: dict[tuple, Any] = {}
-    rows = list(rows)
+    rows = [normalise(r) for r in rows]
     for r in rows:
         v = str(r.get(key, ""))
         if v in side:

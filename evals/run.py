@@ -2,8 +2,8 @@
 comparisons against the base, charts and a manifest. Used by ``scripts/eval_preferences.py`` and the
 pipeline's evals stage.
 
-Rows carry ``condition`` = the name given to each spec (``base``, ``conscious``, ...): that is the
-label summaries, comparisons and charts group by.
+Rows carry ``model`` = the name given to each spec (``base``, ``conscious``, ...; the score-row schema of
+``artifacts.rows``): that is the label summaries, comparisons and charts group by.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from artifacts import (
 from evals.audit import audit_items
 from evals.evaluate import evaluate
 from evals.items import Item
-from evals.results import compare, plot_dimensions, read_results, summarize, summarize_stages, to_csv
+from evals.results import compare, plot_dimensions, read_results, summarize, to_csv
 from models import ModelSpec
 from models.adapters import each_model
 from models.provenance import model_provenance, spec_hash
@@ -55,27 +55,26 @@ def _evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers
         evaluate(loaded, items, scorers, condition=name, out=results, batch_size=batch_size, judge=judge,
                  **scorer_kw)
     names, ids = set(specs), {it.id for it in items}
-    rows = [r for r in read_results(results) if r["condition"] in names and r["item_id"] in ids
-            and r.get("spec_sha256") == hashes[r["condition"]]]
-    summ = summarize(rows, by=("condition", "scorer", "dimension"))
+    rows = [r for r in read_results(results) if r["model"] in names and r["item"] in ids
+            and r.get("spec_sha256") == hashes[r["model"]]]
+    summ = summarize(rows, by=("model", "scorer", "dimension"))
     atomic_write_text(out / "summary_dimensions.csv", to_csv(summ))
-    atomic_write_text(out / "summary_stages.csv", to_csv(summarize_stages(rows)))
+    atomic_write_text(out / "summary_stages.csv", to_csv(summarize(rows, by=("model", "scorer", "stage"))))
     compared = []
     if reference in specs:
-        named = [{**r, "model": r["condition"], "condition": ""} for r in rows]  # pair items across specs
         for name in specs:
             if name != reference:
-                cmp_rows = compare(named, name, reference) + compare(named, name, reference, by="stage")
+                cmp_rows = compare(rows, name, reference) + compare(rows, name, reference, by="stage")
                 atomic_write_text(out / f"compare_{name}_vs_{reference}.csv", to_csv(cmp_rows))
                 compared.append(name)
     atomic_write_json(out / "item_audit.json", {"rows": audit_items(items, tokenizer)})  # polarity audit
     for sc in scorers:
-        plot_dimensions(summ, out / f"preferences_{sc}.png", sc, group="condition")
+        plot_dimensions(summ, out / f"preferences_{sc}.png", sc, group="model")
     outputs = {}
     if "judged" in scorers:  # do the cheap scorers rank the models as the judge does?
         from evals.agreement import agreement
 
-        atomic_write_text(out / "agreement.csv", to_csv(agreement(rows, unit="condition")))
+        atomic_write_text(out / "agreement.csv", to_csv(agreement(rows, unit="model")))
         outputs["agreement"] = "agreement.csv"
     write_manifest(out, "evals", inputs={"items_sha256": hash_jsonable(list(items)),
                                          "models": {n: model_provenance(s) for n, s in specs.items()}},

@@ -48,7 +48,7 @@ CHOICE_TEMPLATE = ("{prompt}\n\nWhich of these two answers is closer to what you
 
 def _row(scorer: str, item: Item, value: float, **extra: Any) -> dict[str, Any]:
     extra = {k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in extra.items()}
-    return {"scorer": scorer, "dimension": item.dimension, "stage": item.stage, "item_id": item.id,
+    return {"scorer": scorer, "dimension": item.dimension, "stage": item.stage, "item": item.id,
             "kind": item.kind, "value": float(value), "sign_convention": SIGN[scorer], **extra}
 
 

@@ -65,7 +65,7 @@ def preference_rows(root: Path) -> list[dict[str, Any]]:
         return []
     out = []
     for r in read_results(path):
-        model, seed = split_seed(r["condition"])
+        model, seed = split_seed(r["model"])  # score rows (artifacts.rows): model = the run's name
         out.append({**r, "model": model, **({"seed": seed} if seed is not None else {})})
     return out
 

@@ -3,7 +3,7 @@
 
 Example:
   python scripts/eval_preferences.py --adapter conscious=runs/dev/tune/conscious --out runs/dev/evals
-writes ``results.csv`` (one row per item x model x condition x scorer; resumable), per-dimension and
+writes ``results.csv`` (one score row per item x model x scorer, ``artifacts.rows``; resumable), per-dimension and
 per-stage summaries with 95% CIs, paired comparisons of every adapter against the base, one grouped
 bar chart per scorer and ``manifest.json``.
 """
@@ -84,7 +84,7 @@ def main(argv=None) -> None:
                           max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
                           samples=args.samples)
     for r in res["summary"]:
-        print(f"{r['condition']:16s} {r['scorer']:12s} {r['dimension']:28s} {r['estimate']:+.3f} "
+        print(f"{r['model']:16s} {r['scorer']:12s} {r['dimension']:28s} {r['estimate']:+.3f} "
               f"[{r['lo']:+.3f}, {r['hi']:+.3f}] n={r['n']}")
 
 

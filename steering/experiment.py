@@ -40,6 +40,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manifest
+from artifacts.rows import normalise_all, score_row
 from artifacts.store import ResultStore
 from evals.dimensions import DIMENSIONS, MONITORING
 from evals.items import load_items
@@ -146,10 +147,15 @@ def sweep_layers_for(direction: Direction, k: int, layer: int) -> list[int]:
 
 
 def _item_rows(item: Any, arms: Sequence[Arm], res: dict, i: int, base: dict) -> list[dict]:
+    """One score row (``artifacts.rows``) per arm: ``arm`` = the arm's condition, ``value`` = its score; the
+    rest of ``base`` (experiment, positions), the item's kind, the arm's family / op / sweep, the readout's
+    details (``lp_pref``, ...) and the sign are extras."""
     extra = [k for k in res if k != "score"]
-    return [{**base, "item_id": item.id, "dimension": item.dimension, "stage": item.stage, "kind": item.kind,
-             **a.as_dict(), "score": float(res["score"][i, k]), **{e: float(res[e][i, k]) for e in extra},
-             "sign": SIGN} for k, a in enumerate(arms)]
+    ctx = {k: v for k, v in base.items() if k not in ("model", "scorer")}
+    return [score_row(base["model"], a.condition, a.dose, a.layer, item.id, item.dimension, item.stage,
+                      base["scorer"], float(res["score"][i, k]), **ctx, kind=item.kind, family=a.family, op=a.op,
+                      sweep=a.sweep, **{e: float(res[e][i, k]) for e in extra}, sign=SIGN)
+            for k, a in enumerate(arms)]
 
 
 def _score_many(loaded: Any, group: Sequence[Any], arms: Sequence[Arm], edits: dict, readout: str,
@@ -176,16 +182,17 @@ def _passes(items: Sequence[Any], arms_for: Any, per_pass: int) -> list[list[Any
 def score_items(loaded: Any, items: Sequence[Any], arms_for: Any, edits_for: Any, store: ResultStore,
                 base: dict, batch_size: int, positions: str, desc: str, judge: Any = None,
                 readouts: Sequence[str] | None = None, token_budget: int | None = None,
-                items_per_pass: int = ITEMS_PER_PASS) -> None:
+                items_per_pass: int = ITEMS_PER_PASS, unit: str = "") -> None:
     """Score each item under its arms (``arms_for(item)``) with each readout (default: ``base['scorer']``),
-    one resumable chunk per item; rows name their readout in ``scorer``.
+    one resumable chunk per item (named ``unit`` + the item's id); rows (``artifacts.rows``) name the scored
+    model in ``base['model']`` and their readout in ``scorer``.
 
     Without ``token_budget`` every item is scored alone, its arms' rows batched in input order (``batch_size``
     rows a pass). With it, up to ``items_per_pass`` consecutive items sharing an arm list are scored together:
     their item x arm x answer rows are length-sorted and packed into passes of at most ``batch_size`` rows and
     ``token_budget`` padded tokens, each row with its own arm's edit (``Intervention.before_batch(rows)``);
     results come back in input order and each item's chunk is written when its group is done."""
-    todo = [it for it in items if not store.done(f"{base.get('model', '')}{it.id}")]
+    todo = [it for it in items if not store.done(f"{unit}{it.id}")]
     names = list(readouts) if readouts else [base.get("scorer", "continuation")]
     bar = tqdm(total=len(todo), desc=desc, unit="item")
     for group in _passes(todo, arms_for, 1 if token_budget is None else max(1, int(items_per_pass))):
@@ -199,7 +206,7 @@ def score_items(loaded: Any, items: Sequence[Any], arms_for: Any, edits_for: Any
             for i, it in enumerate(group):
                 rows[i] += _item_rows(it, sub, res, i, {**base, "scorer": r})
         for it, rr in zip(group, rows):
-            store.write(rr, f"{base.get('model', '')}{it.id}")
+            store.write(rr, f"{unit}{it.id}")
         bar.update(len(group))
     bar.close()
 
@@ -285,7 +292,7 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
               "items": [it.id for it in sel], "directions": {k: hash_jsonable(v.raw.tolist()) for k, v in
                                                              directions.items()}, "seed": seed}
     store = result_store(out_dir, params, overwrite)
-    base = {"experiment": "steering", "model": "", "positions": positions}
+    base = {"experiment": "steering", "model": "base", "positions": positions}  # steering scores the base model
     t1 = time.time()
     score_items(loaded, sel, lambda it: arms_mon if it.dimension in MONITORING else arms_oth,
                 lambda it: edits_mon if it.dimension in MONITORING else edits_oth, store, base,
@@ -382,11 +389,11 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
               "target": hash_jsonable(tdir.raw.tolist())}
     store = result_store(out_dir / "calibration", params, overwrite)
     score_items(loaded, mon_items, lambda it: arms, lambda it: edits, store,
-                {"experiment": "calibration", "model": "", "positions": positions}, batch_size, positions,
+                {"experiment": "calibration", "model": "base", "positions": positions}, batch_size, positions,
                 "calibration: items", readouts=readouts, token_budget=token_budget, items_per_pass=items_per_pass)
     new = store.rows()
     keep = {"none", "toaster", "polarity", *(d.name for d in nulls)}
-    reused = [r for r in rows if r["dimension"] in MONITORING and r["condition"] in keep and (
+    reused = [r for r in normalise_all(rows) if r["dimension"] in MONITORING and r["arm"] in keep and (
         r["op"] == "none" or (r["sweep"] == "dose" and r["layer"] == layer and abs(float(r["dose"]) - dose) < 1e-12))]
     null_names = [d.name for d in nulls]
     verdicts, summary = [], []
@@ -468,12 +475,12 @@ def run_ablation(base_loaded: Any, tuned_loaded: Any, directions: dict[str, Dire
         score_items(base_loaded, sel, lambda it: none_arm, lambda it: {}, store,
                     {"experiment": "ablation", "model": "base", "scorer": "continuation", "positions": positions},
                     prof.batch_size, positions, "ablation: base", token_budget=prof.token_budget,
-                    items_per_pass=prof.items_per_pass)
+                    items_per_pass=prof.items_per_pass, unit="base")
     with tuned_loaded.active():  # ... and on
         score_items(tuned_loaded, sel, lambda it: arms, lambda it: edits, store,
                     {"experiment": "ablation", "model": "tuned", "scorer": "continuation", "positions": positions},
                     prof.batch_size, positions, "ablation: tuned", token_budget=prof.token_budget,
-                    items_per_pass=prof.items_per_pass)
+                    items_per_pass=prof.items_per_pass, unit="tuned")
         results = store.merge("results.jsonl")
         coh = coherence_guard(tuned_loaded, arms, edits, _paragraphs(prof), prompts=_prompts(prof),
                               max_new_tokens=prof.max_new_tokens, batch_size=prof.batch_size,

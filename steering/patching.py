@@ -38,6 +38,7 @@ import torch
 from activations.hooks import capture
 from activations.sites import Site
 from artifacts import atomic_path, hash_jsonable, write_manifest
+from artifacts.rows import score_row
 from evals.dimensions import MONITORING
 from models.loading import find_blocks
 from models.logprobs import mean_logprobs
@@ -45,6 +46,7 @@ from stats import bootstrap_ci, ratio_ci
 from steering.scoring import pair_encodings
 
 PATCH_DIRECTIONS = ("forward", "reverse")
+TARGET = {"forward": "base", "reverse": "tuned"}  # the model each patch direction patches (and scores)
 
 
 @contextlib.contextmanager
@@ -130,8 +132,10 @@ def patch_scores(loaded: Any, items: Sequence[Any], directions: dict[str, Any], 
                  names: Sequence[str] = ("self_model", "tune_shift"), n_random: int = 3,
                  batch_size: int = 8, seed: int = 0,
                  patch_directions: Sequence[str] = PATCH_DIRECTIONS) -> pd.DataFrame:
-    """One row per item x patch direction x layer x subspace: the patched score, beside the item's base
-    and tuned scores (continuation scorer: mean logprob pref - rej; higher = more of the preference)."""
+    """One score row (``artifacts.rows``) per item x patch direction x layer x subspace: ``value`` = the patched
+    score of the target model (``model``: ``base`` forward, ``tuned`` reverse; ``arm`` = the subspace, ``op`` =
+    ``patch``, ``dose`` empty: the subspace is replaced, not scaled), beside the item's ``base`` and ``tuned``
+    scores (continuation scorer: mean logprob pref - rej; higher = more of the preference)."""
     d = loaded.d_model
     layers = [int(L) for L in layers]
     for n in names:
@@ -159,10 +163,10 @@ def patch_scores(loaded: Any, items: Sequence[Any], directions: dict[str, Any], 
                                     vals.append(_scores(mean_logprobs(loaded, encs, batch_size=len(encs))))
                             k = d if bases is None else bases[0].shape[1]
                             for i, it in enumerate(chunk):
-                                rows.append({"item_id": it.id, "dimension": it.dimension, "stage": it.stage,
-                                             "patch": direction, "layer": L, "subspace": name, "k": k,
-                                             "n_seeds": len(vals), "score": float(np.mean([v[i] for v in vals])),
-                                             "base": float(base[i]), "tuned": float(tuned[i])})
+                                rows.append(score_row(
+                                    TARGET[direction], name, None, L, it.id, it.dimension, it.stage, "continuation",
+                                    float(np.mean([v[i] for v in vals])), op="patch", patch=direction,
+                                    k=k, n_seeds=len(vals), base=float(base[i]), tuned=float(tuned[i])))
     return pd.DataFrame(rows)
 
 
@@ -180,11 +184,11 @@ def fraction_table(rows: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.
     out = []
     for gname, m in _groups(rows).items():
         g = rows[m]
-        for (direction, layer, name), s in g.groupby(["patch", "layer", "subspace"], sort=False):
-            s = s.groupby("item_id")[["score", "base", "tuned", "k"]].mean()
+        for (direction, layer, name), s in g.groupby(["patch", "layer", "arm"], sort=False):  # arm: the subspace
+            s = s.groupby("item")[["value", "base", "tuned", "k"]].mean()
             shift = (s["tuned"] - s["base"]).to_numpy()
-            moved = (s["score"] - s["base"]).to_numpy() if direction == "forward" else \
-                (s["tuned"] - s["score"]).to_numpy()
+            moved = (s["value"] - s["base"]).to_numpy() if direction == "forward" else \
+                (s["tuned"] - s["value"]).to_numpy()
             sh, fr = bootstrap_ci(shift, n_boot=n_boot, seed=seed), ratio_ci(moved, shift, n_boot=n_boot, seed=seed)
             out.append({"group": gname, "patch": direction, "layer": int(layer), "subspace": name,
                         "k": int(s["k"].iloc[0]), "fraction": fr.estimate, "fraction_lo": fr.lo, "fraction_hi": fr.hi,

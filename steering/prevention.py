@@ -190,13 +190,14 @@ def _in_monitoring(row: dict) -> bool:
 
 
 def _scored(evals_dir: str | Path, scorer: str = "continuation") -> dict[str, dict[str, dict]]:
-    """{condition: {item_id: row}} of the evals stage's results for one scorer (read once)."""
+    """{model: {item: row}} of the evals stage's results for one scorer (read once; score rows of
+    ``artifacts.rows``: ``model`` is the arm's tune, named ``ordinary``, ``self_model``, ``random``, ``base``)."""
     from evals.results import read_results
 
     out: dict[str, dict[str, dict]] = {}
     for r in read_results(Path(evals_dir) / "results.csv"):
         if r["scorer"] == scorer:
-            out.setdefault(r["condition"], {})[r["item_id"]] = r
+            out.setdefault(r["model"], {})[r["item"]] = r
     return out
 
 

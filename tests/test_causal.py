@@ -117,12 +117,13 @@ def _scores(lm, encs):
 def test_whole_patch_at_last_layer_reproduces_tuned_exactly(tuned_tiny, items):
     last = tuned_tiny.n_layers - 1
     rows = patch_scores(tuned_tiny, items, _dirs(tuned_tiny), [last], names=(), batch_size=5)
-    assert set(rows["subspace"]) == {"whole"}
-    w = rows[rows["subspace"] == "whole"]
+    assert set(rows["arm"]) == {"whole"} and set(rows["op"]) == {"patch"}
+    w = rows[rows["arm"] == "whole"]
     fwd, rev = w[w["patch"] == "forward"], w[w["patch"] == "reverse"]
     assert np.abs(rows["tuned"] - rows["base"]).max() > 1e-3  # the tune does move the scores
-    assert (fwd["score"].to_numpy() == fwd["tuned"].to_numpy()).all()  # bitwise
-    assert (rev["score"].to_numpy() == rev["base"].to_numpy()).all()
+    assert (fwd["value"].to_numpy() == fwd["tuned"].to_numpy()).all()  # bitwise
+    assert (rev["value"].to_numpy() == rev["base"].to_numpy()).all()
+    assert set(fwd["model"]) == {"base"} and set(rev["model"]) == {"tuned"}
     tab = fraction_table(rows, n_boot=200)
     t = tab[(tab["group"] == "all") & (tab["subspace"] == "whole")].set_index("patch")
     assert t.loc["forward", "fraction"] == pytest.approx(1.0) and t.loc["reverse", "fraction"] == pytest.approx(1.0)

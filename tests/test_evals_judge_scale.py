@@ -110,7 +110,7 @@ def test_rows_with_ungraded_answers_are_scored_again_on_resume(tiny_loaded, tmp_
         assert good.requests == n_bad  # only the ungraded answers were sent again
     table = read_results(out)
     assert len(table) == len(items) and all(float(r["n_errors"]) == 0 for r in table)
-    assert sorted(r["item_id"] for r in second) == sorted(it.id for it in items)
+    assert sorted(r["item"] for r in second) == sorted(it.id for it in items)
 
 
 def _synthetic(signs: dict[str, int], n_models: int = 5, seed: int = 0) -> list[dict]:
@@ -153,14 +153,14 @@ def test_agreement_table_end_to_end_on_tiny_models_with_the_loopback_judge(tmp_p
             evaluate(loaded, items, ["continuation", "judged"], condition=f"m{seed}", out=out,
                      judge=endpoint(srv, tmp_path, samples=2), progress=False)
     rows = read_results(out)
-    table = agreement(rows, unit="condition", n_boot=200)
+    table = agreement(rows, unit="model", n_boot=200)
     assert [r["dimension"] for r in table] == ["memory", "all"]
     r = table[0]
     assert r["n_units"] == 3 and r["n_judged_items"] == 3 and r["n_cheap_items"] == 3
     assert r["flag"] in ("agrees", "disagrees", "unclear", "n/a")
 
     def means(scorer):
-        return [np.nanmean([x["value"] for x in rows if x["condition"] == f"m{s}" and x["scorer"] == scorer])
+        return [np.nanmean([x["value"] for x in rows if x["model"] == f"m{s}" and x["scorer"] == scorer])
                 for s in range(3)]
     j, c = np.array(means("judged")), np.array(means("continuation"))
     if np.ptp(j) > 0 and np.ptp(c) > 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from artifacts.rows import SCORE_COLUMNS
 from evals import compare, evaluate, load_items, plot_dimensions, read_results, summarize, summarize_stages
 from models import find_blocks
 
@@ -24,7 +25,8 @@ def test_evaluate_resumes_and_writes_table(tiny_loaded, tmp_path):
     table = read_results(out)
     assert len(table) == 20
     r = table[0]
-    assert r["model"] == tiny_loaded.spec.slug and r["adapter"] == "" and r["condition"] == "c0"
+    assert r["spec"] == tiny_loaded.spec.slug and r["adapter"] == "" and r["model"] == "c0"  # artifacts.rows schema
+    assert r["arm"] == "none" and r["dose"] == 0.0 and r["layer"] is None and list(r)[:9] == list(SCORE_COLUMNS)
     assert r["alpha"] == 1.5 and isinstance(r["value"], float) and r["stage"] in (1, 2, 3)
     assert "higher" in r["sign_convention"]
     # a finished run is not scored again
@@ -43,17 +45,34 @@ def test_evaluate_resumes_and_writes_table(tiny_loaded, tmp_path):
         assert len(calls) == 1  # one forward pass re-scored the 3 missing choice items
     finally:
         handle.remove()
-    key = {(x["scorer"], x["item_id"]): x["value"] for x in table}
-    assert all(x["value"] == pytest.approx(key[(x["scorer"], x["item_id"])], abs=1e-5) for x in resumed)
+    key = {(x["scorer"], x["item"]): x["value"] for x in table}
+    assert all(x["value"] == pytest.approx(key[(x["scorer"], x["item"])], abs=1e-5) for x in resumed)
     assert len(list(csv.DictReader(open(out)))) == 20
+    # a table written before the row schema (item_id; condition = the name; model = the spec slug) resumes too
+    old = tmp_path / "old" / "results.csv"
+    old.parent.mkdir()
+    with open(out, newline="") as fh, open(old, "w", newline="") as oh:
+        legacy = [{"model": r["spec"], "condition": r["model"], "item_id": r["item"],
+                   **{k: v for k, v in r.items() if k not in ("model", "arm", "dose", "layer", "item", "spec")}}
+                  for r in csv.DictReader(fh)]
+        w = csv.DictWriter(oh, list(legacy[0]))
+        w.writeheader()
+        w.writerows(legacy)
+    calls, handle = _count_forwards(tiny_loaded)
+    try:
+        again = evaluate(tiny_loaded, items, ["continuation", "choice"], condition="c0", out=old, progress=False,
+                         extra={"alpha": 1.5})
+    finally:
+        handle.remove()
+    assert calls == [] and len(again) == 20 and {r["model"] for r in again} == {"c0"}
     # another condition is new work in the same table
     evaluate(tiny_loaded, items[:2], ["continuation"], condition="c1", out=out, progress=False)
     assert len(read_results(out)) == 22
 
 
 def _rows(model, values, scorer="continuation", dim="power", stage=3):
-    return [{"model": model, "condition": "base", "scorer": scorer, "dimension": dim, "stage": stage,
-             "item_id": f"{dim}.{i}", "value": v} for i, v in enumerate(values)]
+    return [{"model": model, "arm": "none", "scorer": scorer, "dimension": dim, "stage": stage,
+             "item": f"{dim}.{i}", "value": v} for i, v in enumerate(values)]
 
 
 def test_summaries_compare_and_plot(tmp_path):

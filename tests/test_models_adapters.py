@@ -124,12 +124,12 @@ def test_evals_same_numbers_and_provenance_as_loading_each_spec(specs, tmp_path)
 
     items = cap_items(load_items(["power"]), 2)
     evaluate_models(specs, items, ["continuation"], tmp_path / "ev", batch_size=4)
-    got = {(r["condition"], r["scorer"], r["item_id"]): r for r in read_results(tmp_path / "ev" / "results.csv")}
+    got = {(r["model"], r["scorer"], r["item"]): r for r in read_results(tmp_path / "ev" / "results.csv")}
     n = 0
     for name, spec in specs.items():
         for r in evaluate(load_model(spec), items, ["continuation"], condition=name, batch_size=4, progress=False):
-            g = got[(name, r["scorer"], r["item_id"])]
-            assert float(g["value"]) == float(r["value"]), (name, r["item_id"])
+            g = got[(name, r["scorer"], r["item"])]
+            assert float(g["value"]) == float(r["value"]), (name, r["item"])
             assert g["spec_sha256"] == spec_hash(spec) and g["adapter"] == (spec.adapter or "")
             n += 1
     assert n == len(got) > 0
@@ -174,7 +174,7 @@ def test_ablation_on_one_model_equals_two_models(tiny_spec, specs, tmp_path):
     one = run_ablation(shared.view(None), shared.view("b"), dirs, tmp_path / "one", **kw)
 
     def rows(res):
-        return sorted((r["model"], r["item_id"], r["condition"], r["score"]) for r in load_rows(res["results"]))
+        return sorted((r["model"], r["item"], r["arm"], r["value"]) for r in load_rows(res["results"]))
     assert rows(one) == rows(two) and len(rows(one)) > 4
     assert {r["model"] for r in load_rows(one["results"])} == {"base", "tuned"}
     assert (tmp_path / "one" / "coherence.csv").read_text() == (tmp_path / "two" / "coherence.csv").read_text()

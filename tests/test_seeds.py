@@ -151,7 +151,7 @@ def test_multi_seed_run_with_series_on_tiny_model(tmp_path, tiny_model_dir):
     assert (root / "tune" / "conscious+u50" / "seed1" / "adapter_model.safetensors").exists()
     from evals.results import read_results
 
-    conds = {r["condition"] for r in read_results(root / "evals" / "results.csv")}
+    conds = {r["model"] for r in read_results(root / "evals" / "results.csv")}
     assert conds == {"base", "conscious.seed0", "conscious.seed1", "conscious+u50.seed0", "conscious+u50.seed1",
                      "conscious+u100.seed0", "conscious+u100.seed1"}
     assert split_seed("conscious+u50.seed1") == ("conscious+u50", 1)

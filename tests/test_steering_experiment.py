@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from artifacts import ResumeError
+from artifacts.rows import SCORE_COLUMNS
 from evals.items import load_items
 from models import load_model
 from models.logprobs import mean_logprobs
@@ -104,9 +105,9 @@ def test_run_steering_writes_resumes_and_refuses_changed_params(tiny_loaded, ite
     # the file has no polarity controls: skipped with a note, specificity untested, never a crash
     assert any("'polarity' skipped" in n for n in res["notes"])
     assert "'polarity' skipped" in res["report"].read_text()
-    assert {r["condition"] for r in rows} == {"none", "self_model", "toaster", "human", "-self_model", "random0",
-                                              "random1"}
-    assert all(np.isfinite(r["score"]) and r["sign"].startswith("higher") for r in rows)
+    assert {r["arm"] for r in rows} == {"none", "self_model", "toaster", "human", "-self_model", "random0", "random1"}
+    assert all(np.isfinite(r["value"]) and r["sign"].startswith("higher") for r in rows)
+    assert all(list(r)[:9] == list(SCORE_COLUMNS) and r["model"] == "base" for r in rows)  # artifacts.rows
     ver = pd.read_csv(out / "verdict.csv")
     assert set(ver["readout"]) == {"continuation", "choice"}
     mon = ver[ver["group"] == "monitoring"]

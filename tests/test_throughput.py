@@ -75,9 +75,9 @@ def test_steering_items_packed_per_pass_equal_one_item_at_a_time(tiny_loaded, tm
     finally:
         experiment._score_many = real
     assert calls == [1, 2, 2]  # cot | memory x2 (the other dimensions' arms) | interp x2: a pass shares one arm list
-    key = ("item_id", "condition", "op", "layer", "dose", "scorer")
-    a = {tuple(r[k] for k in key): r["score"] for r in plain}
-    b = {tuple(r[k] for k in key): r["score"] for r in packed}
+    key = ("item", "arm", "op", "layer", "dose", "scorer")
+    a = {tuple(r[k] for k in key): r["value"] for r in plain}
+    b = {tuple(r[k] for k in key): r["value"] for r in packed}
     assert a.keys() == b.keys() and len(a) == len(plain)
     diff = max(abs(a[k] - b[k]) for k in a)
     # bitwise unless a row meets a batch without padding in one plan and a padded batch in the other: the
