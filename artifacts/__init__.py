@@ -1,5 +1,6 @@
 """Artifacts: atomic writes, content hashes, JSON manifests, JSONL input, typed errors, folder locks and
-kinds shared by every stage."""
+kinds shared by every stage; the one resumable result store (``artifacts.store``) and the one score-row schema
+(``artifacts.rows``)."""
 
 from artifacts.atomic import atomic_path, atomic_write_json, atomic_write_text
 from artifacts.errors import KindError, LockError, ResumeError, SelfModelError
