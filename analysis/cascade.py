@@ -24,9 +24,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from artifacts import InputError
-from stats import bh_adjust, bootstrap_ci, paired_bootstrap_diff, paired_permutation_test, wilson_ci
+from stats import bootstrap_ci, wilson_ci
+from stats.effects import add_q, paired_effects, paired_values
 
 REQUIRED_FIELDS = ("model", "scorer", "dimension", "stage", "item_id", "value")
 INDICATOR_RULES = {
@@ -149,29 +151,31 @@ def preference_rates(rows: Iterable[dict], by: Sequence[str] = ("dimension",), n
     return out
 
 
+def _item_frame(items: dict, side: str, groups_of: dict | None = None) -> pd.DataFrame:
+    """One row per item of an ``item_table`` entry (in its order): side, dimension, item, value, pref, stage, kind
+    (stage and kind taken from ``groups_of`` where it has the item, so both sides of a pair share a group)."""
+    cols = ["side", "dimension", "item", "value", "pref", "stage", "kind"]
+    return pd.DataFrame([{"side": side, "dimension": k[0], "item": k[1], "value": it["value"], "pref": it["pref"],
+                          "stage": (groups_of or {}).get(k, it)["stage"], "kind": (groups_of or {}).get(k, it)["kind"]}
+                         for k, it in items.items()], columns=cols)
+
+
 def paired_item_diffs(items: dict, ref_items: dict, keys: Iterable | None = None) -> dict:
-    """Paired differences model - reference over the items both have: ``pref`` (0/1 scale) and ``value``."""
+    """Paired differences model - reference over the items both have (in ``keys`` order; ``stats.effects``):
+    ``pref`` (0/1 scale) and ``value``."""
     keys = list(items) if keys is None else list(keys)
-    both = [k for k in keys if k in ref_items]
-    return {"keys": both, "n_unpaired": len(keys) - len(both),
-            "pref": np.array([items[k]["pref"] - ref_items[k]["pref"] for k in both], dtype=float),
-            "value": np.array([items[k]["value"] - ref_items[k]["value"] for k in both], dtype=float)}
-
-
-def shift_estimates(diffs: dict, n_boot: int = 2000, seed: int = 0, n_perm: int = 5000) -> dict:
-    """Shift in pp and raw-score shift (paired bootstrap CIs) and a sign-flip permutation p-value."""
-    d = diffs["pref"]
-    s = paired_bootstrap_diff(d, np.zeros_like(d), n_boot=n_boot, seed=seed)
-    v = bootstrap_ci(diffs["value"], n_boot=n_boot, seed=seed)
-    p = paired_permutation_test(d, np.zeros_like(d), n_perm=n_perm, seed=seed) if d.size else float("nan")
-    return {"shift_pp": 100 * s.estimate, "shift_pp_lo": 100 * s.lo, "shift_pp_hi": 100 * s.hi, "n": s.n,
-            "n_unpaired": diffs["n_unpaired"], "score_shift": v.estimate, "score_shift_lo": v.lo,
-            "score_shift_hi": v.hi, "p_value": p}
+    df = pd.concat([_item_frame({k: items[k] for k in keys}, "a"), _item_frame(ref_items, "b")], ignore_index=True)
+    out = {}
+    for v in ("pref", "value"):
+        pv = paired_values(df, {"side": "a"}, {"side": "b"}, pair_on=("dimension", "item"), value=v, order="a")
+        out[v] = (pv["a"] - pv["b"]).to_numpy(dtype=float)
+    return {"keys": list(zip(pv["dimension"], pv["item"])), "n_unpaired": len(keys) - len(pv), **out}
 
 
 def shifts(rows: Iterable[dict], reference: str = "base", by: Sequence[str] = ("dimension",),
-           models: Sequence[str] | None = None, n_boot: int = 2000, seed: int = 0) -> list[dict]:
-    """Per model (not the reference) x scorer x ``by`` group: shift versus ``reference``.
+           models: Sequence[str] | None = None, n_boot: int = 2000, seed: int = 0, n_perm: int = 5000) -> list[dict]:
+    """Per model (not the reference) x scorer x ``by`` group: shift versus ``reference``, paired by item
+    (``stats.effects.paired_effects``, items in the model's row order).
 
     Keys: model, reference, scorer, <by...>, stage, shift_pp (+_lo/_hi), n (paired items), n_unpaired
     (items of the model without a reference row, left out), score_shift (+_lo/_hi; the scorer's units),
@@ -188,16 +192,23 @@ def shifts(rows: Iterable[dict], reference: str = "base", by: Sequence[str] = ("
     for (model, scorer), items in sorted(table.items()):
         if model == reference or (models is not None and model not in models):
             continue
-        ref_items = table.get((reference, scorer), {})
+        df = pd.concat([_item_frame(items, "a"), _item_frame(table.get((reference, scorer), {}), "b", items)],
+                       ignore_index=True)
+        kw = {"by": list(by), "pair_on": ("dimension", "item"), "order": "a", "n_boot": n_boot, "seed": seed,
+              "keep_empty": True}
+        pp = paired_effects(df, [{"a": {"side": "a"}, "b": {"side": "b"}}], value="pref", n_perm=n_perm, **kw)
+        raw = paired_effects(df, [{"a": {"side": "a"}, "b": {"side": "b"}}], value="value", **kw)
+        pp = add_q(pp, [])  # one family: the groups of this model x scorer
+        groups = _group(items, by)
         fam = []
-        for gkey, keys in _group(items, by).items():
-            diffs = paired_item_diffs(items, ref_items, keys)
+        for s, v in zip(pp.to_dict("records"), raw.to_dict("records")):
+            gkey = tuple(s[b] for b in by)
             row = {"model": model, "reference": reference, "scorer": scorer, **dict(zip(by, gkey))}
-            row.setdefault("stage", _stage_of(items, keys))
-            row.update(shift_estimates(diffs, n_boot=n_boot, seed=seed))
+            row.setdefault("stage", _stage_of(items, groups[gkey]))
+            row.update(shift_pp=100 * s["estimate"], shift_pp_lo=100 * s["lo"], shift_pp_hi=100 * s["hi"],
+                       n=s["n"], n_unpaired=s["n_unpaired"], score_shift=v["estimate"], score_shift_lo=v["lo"],
+                       score_shift_hi=v["hi"], p_value=s["p"], q_value=float(s["q"]))
             fam.append(row)
-        for row, q in zip(fam, bh_adjust([r["p_value"] for r in fam])):
-            row["q_value"] = float(q)
         out.extend(sorted(fam, key=lambda r: _sort_key(r, by)))
     return out
 

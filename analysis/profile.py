@@ -18,7 +18,7 @@ Pairs: ``self_model`` x ``conscious`` (the claim), ``toaster`` x ``toaster`` and
 
 Profile dose: the largest dose of the layer's dose sweep that was scored on every dimension and at which
 neither ``self_model`` nor ``toaster`` is flagged by the coherence guard: the verdict dose of the pooled
-dimensions (``steering.verdict``'s rule applied to all dimensions at once).
+dimensions (``steering.rule``'s rule applied to all dimensions at once).
 """
 
 from __future__ import annotations

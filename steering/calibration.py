@@ -3,7 +3,7 @@ should not move the preference, and does it say "yes" for one that does?
 
 - **null**: ``n_null`` (>= 20) norm-matched random directions (``controls.random_like`` of the target, seeds
   ``seed0 .. seed0 + n_null - 1``; the first ``n_random`` are the experiment's own random controls), each put
-  through the *same* decision rule (``verdict.verdict_table``) as if it were ``self_model``, with
+  through the *same* decision rule (``steering.rule.verdict_table``) as if it were ``self_model``, with
   ``n_random`` of the *other* null directions as its random controls (the next ones, cyclically: the same
   number of controls as the real verdict), toaster as toaster and polarity as polarity. The false-positive
   rate is the share called "yes" (Wilson 95% CI); the rule is calibrated when it is at most ``MAX_FPR``.
@@ -166,7 +166,8 @@ def calibration_verdicts(rows: Sequence[dict], null_names: Sequence[str], n_rand
     """The decision rule applied to each null direction (and each planted one present in ``rows``) as if it
     were self_model, on one readout's rows (monitoring items, one dose). One row per direction: kind,
     direction, verdict, clauses."""
-    from steering.verdict import compare_self, steering_effects, verdict_table
+    from steering.effects import compare_self, steering_effects
+    from steering.rule import verdict_table
 
     n = len(null_names)
     if n < 2:
