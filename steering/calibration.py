@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from artifacts.rows import normalise_all
 from probes.directions import Direction
 from stats import wilson_ci
 from steering.controls import random_like
@@ -147,16 +148,16 @@ def planted_gradient(loaded: Any, items: Sequence[Any], target: Direction, layer
 
 
 def _as_target(rows: Sequence[dict], target_cond: str, controls: Sequence[str], keep: Sequence[str]) -> list[dict]:
-    """Rows relabelled: ``target_cond`` -> self_model, ``controls`` -> random0.. ; other arms kept only if in
-    ``keep`` (none, toaster, polarity)."""
+    """Rows (read through ``artifacts.rows.normalise``) with the arm relabelled: ``target_cond`` -> self_model,
+    ``controls`` -> random0.. ; other arms kept only if in ``keep`` (none, toaster, polarity)."""
     names = {target_cond: ("self_model", "self_model"),
              **{c: (f"random{k}", "random") for k, c in enumerate(controls)},
              **{c: (c, c) for c in keep}}
     out = []
-    for r in rows:
-        if r["condition"] in names:
-            cond, fam = names[r["condition"]]
-            out.append({**r, "condition": cond, "family": fam})
+    for r in normalise_all(rows):
+        if r["arm"] in names:
+            cond, fam = names[r["arm"]]
+            out.append({**r, "arm": cond, "family": fam})
     return out
 
 
@@ -175,7 +176,7 @@ def calibration_verdicts(rows: Sequence[dict], null_names: Sequence[str], n_rand
     k = min(n_random, n - 1)
     jobs = [(NULL_KIND, name, [null_names[(i + j) % n] for j in range(1, k + 1)])
             for i, name in enumerate(null_names)]
-    have = {r["condition"] for r in rows}
+    have = {r["arm"] for r in normalise_all(rows)}
     jobs += [("planted", p, list(null_names[:k])) for p in planted if p in have]
     out = []
     for kind, name, ctrls in jobs:
