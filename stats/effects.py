@@ -85,8 +85,8 @@ def add_q(effects: pd.DataFrame, family: Sequence[str], p: str = "p", q: str = "
     if out.empty:
         return out
     keys = [out[c].fillna(-1) if out[c].dtype.kind == "f" else out[c] for c in family] or [np.zeros(len(out))]
-    for _, idx in out.groupby(keys, sort=False, dropna=False).groups.items():
-        out.loc[idx, q] = bh_adjust(out.loc[idx, p].to_numpy(dtype=float))
+    for _, part in out.groupby(keys, sort=False, dropna=False):
+        out.loc[part.index, q] = bh_adjust(part[p].to_numpy(dtype=float))
     return out
 
 
