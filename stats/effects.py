@@ -68,12 +68,20 @@ def paired_values(df: pd.DataFrame, a: Mapping[str, Any], b: Mapping[str, Any], 
     return sa.merge(sb, on=list(pair_on), how="inner", sort=False)
 
 
-def _cached(cache: dict, df: pd.DataFrame, side: Mapping[str, Any], keys: list[str], value: str, order: str,
-            name: str) -> pd.DataFrame:
-    """``side_scores`` as a frame (score column ``name``), computed once per side and group."""
+def _key(k: Any) -> tuple:
+    return k if isinstance(k, tuple) else (k,)
+
+
+def _per_group(cache: dict, df: pd.DataFrame, side: Mapping[str, Any], by: list[str], keys: list[str], value: str,
+               order: str, name: str) -> dict[tuple, pd.DataFrame]:
+    """``side_scores`` of one side over all rows, split into {group key: frame of ``keys`` + ``name``} (each group's
+    rows in the order ``side_scores`` gives them); computed once per side."""
     k = (name, tuple(side.items()))
     if k not in cache:
-        cache[k] = side_scores(df, side, keys, value, order).rename(name).reset_index()
+        s = side_scores(df, side, [*by, *[c for c in keys if c not in by]], value, order).rename(name).reset_index()
+        drop = [c for c in by if c not in keys]
+        cache[k] = {(): s} if not by else {_key(g): part.drop(columns=drop)[[*keys, name]].reset_index(drop=True)
+                                           for g, part in s.groupby(by, sort=False, dropna=False)}
     return cache[k]
 
 
@@ -103,17 +111,17 @@ def paired_effects(df: pd.DataFrame, contrasts: Iterable[Mapping[str, Any]], by:
     """
     contrasts = [dict(c) for c in contrasts]
     by = list(by)
-    groups = [((), df)] if not by else [((k if isinstance(k, tuple) else (k,)), g)
-                                        for k, g in df.groupby(by, sort=False, dropna=False)]
+    gkeys = [()] if not by else [tuple(k) for k in df[by].drop_duplicates().itertuples(index=False)]
+    cache: dict[tuple, dict] = {}
     out = []
-    for gkey, g in groups:
-        cache: dict[tuple, pd.DataFrame] = {}
+    for gkey in gkeys:
         for c in contrasts:
-            sa = _cached(cache, g, c["a"], [*pair_on, *units], value, order, "a")
-            if sa.empty:
+            sa = _per_group(cache, df, c["a"], by, [*pair_on, *units], value, order, "a").get(gkey)
+            if sa is None or sa.empty:
                 continue
-            sb = _cached(cache, g, c["b"], list(pair_on), value, order, "b")
-            pv = sa.merge(sb, on=list(pair_on), how="inner", sort=False)
+            sb = _per_group(cache, df, c["b"], by, list(pair_on), value, order, "b").get(gkey)
+            pv = sa.merge(sb if sb is not None else pd.DataFrame(columns=[*pair_on, "b"]), on=list(pair_on),
+                          how="inner", sort=False)
             if pv.empty and not keep_empty:
                 continue
             eff = paired_effect(pv["a"], pv["b"], n_boot=n_boot, seed=seed, n_perm=n_perm)
