@@ -18,7 +18,7 @@ Pairs: ``self_model`` x ``conscious`` (the claim), ``toaster`` x ``toaster`` and
 
 Profile dose: the largest dose of the layer's dose sweep that was scored on every dimension and at which
 neither ``self_model`` nor ``toaster`` is flagged by the coherence guard: the verdict dose of the pooled
-dimensions (``steering.verdict``'s rule applied to all dimensions at once).
+dimensions (``steering.rule``'s rule applied to all dimensions at once).
 """
 
 from __future__ import annotations
@@ -45,26 +45,22 @@ def is_control(condition: str, family: str) -> bool:
 
 def tune_shifts(results_csv: str | Path, tune: str, reference: str = "base",
                 scorer: str = "continuation") -> dict[str, float]:
-    """{dimension: mean over items of value(tune) - value(reference)}, paired by item."""
+    """{dimension: mean over items of value(tune) - value(reference)}, paired by item (``stats.effects``)."""
+    from artifacts.rows import normalise_all
     from evals.results import read_results
+    from stats.effects import paired_effects
 
     path = Path(results_csv)
     rows = read_results(path)
     if not rows:
         raise InputError(f"{path}: no evals results; run the evals stage first")
-    val: dict[str, dict[str, tuple[str, float]]] = {tune: {}, reference: {}}
-    for r in rows:
-        if r["scorer"] == scorer and r["condition"] in val:
-            val[r["condition"]][r["item_id"]] = (r["dimension"], float(r["value"]))
+    df = pd.DataFrame([r for r in normalise_all(rows) if r["scorer"] == scorer and r["model"] in (tune, reference)])
     for name in (tune, reference):
-        if not val[name]:
+        if df.empty or not (df["model"] == name).any():
             raise InputError(f"{path}: no rows with condition={name!r} and scorer={scorer!r}; the evals stage "
                              f"must score the {name!r} model with the {scorer!r} scorer")
-    diffs: dict[str, list[float]] = defaultdict(list)
-    for iid, (dim, v) in val[tune].items():
-        if iid in val[reference]:
-            diffs[dim].append(v - val[reference][iid][1])
-    return {d: float(np.mean(x)) for d, x in diffs.items()}
+    eff = paired_effects(df, [{"a": {"model": tune}, "b": {"model": reference}}], by=["dimension"], order="a")
+    return {r["dimension"]: float(r["estimate"]) for r in eff.to_dict("records")}
 
 
 def profile_dose(effects: pd.DataFrame, target: str = "self_model", control: str = "toaster") -> tuple[float, int]:

@@ -1,4 +1,4 @@
-"""The results table and its summaries (plain csv / lists of dicts, no pandas).
+"""The results table and its summaries (plain csv / lists of dicts).
 
 One row per item x model x scorer, in the score-row schema (``artifacts.rows``): ``COLUMNS`` = the schema's
 ``SCORE_COLUMNS`` (``model`` = the run's name of the scored model, ``base``, ``conscious``, ...; ``arm`` = ``none``,
@@ -12,7 +12,8 @@ schema too (``artifacts.rows.normalise``).
 Summaries carry a 95% CI and the sample size: the mean over items with a bootstrap CI for
 continuation/choice scores and for judged pass rates over several samples per item, the pass rate with a
 Wilson CI for judged rows of one sample each (0/1). NaN values (a judged item with no coherent answer) are left out.
-``compare(rows, a, b)`` gives per-dimension (and per-stage) paired differences a - b over items.
+``compare(rows, a, b)`` gives per-dimension (and per-stage) paired differences a - b over items (through the one
+paired-effect engine, ``stats.effects``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from artifacts import atomic_write_text
 from artifacts.rows import SCORE_COLUMNS, normalise
-from stats import bootstrap_ci, paired_bootstrap_diff, wilson_ci
+from stats import bootstrap_ci, wilson_ci
+from stats.effects import paired_effects
 
 COLUMNS = [*SCORE_COLUMNS, "spec", "adapter", "base", "kind", "sign_convention"]
 _NUMERIC = {"value", "stage", "layer", "lp_pref", "lp_rej", "p_pref_as_a", "p_pref_as_b", "letter_mass", "coherence",
@@ -130,32 +133,22 @@ def summarize_stages(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def compare(rows: Iterable[dict[str, Any]], a: str, b: str, key: str = "model",
             by: str = "dimension") -> list[dict[str, Any]]:
     """Per ``by`` (dimension or stage) and scorer: mean over items of value(a) - value(b), paired by item
-    (and by every other identifying column), with a paired bootstrap 95% CI. ``key`` names the column
+    (and by every other identifying column), with a paired bootstrap 95% CI (``stats.effects``). ``key`` names the column
     that holds a and b (``model`` for two models, ``arm`` for two steering arms)."""
-    ident = [c for c in ("model", "arm", "scorer", "item") if c != key]
-    side: dict[str, dict[tuple, float]] = {a: {}, b: {}}
-    meta: dict[tuple, Any] = {}
     rows = [normalise(r) for r in rows]
-    for r in rows:
-        v = str(r.get(key, ""))
-        if v in side:
-            k = tuple(str(r.get(c, "")) for c in ident)
-            side[v][k] = float(r["value"])
-            meta[k] = (r["scorer"], r[by])
-    missing = [x for x in (a, b) if not side[x]]
+    present = {str(r.get(key, "")) for r in rows}
+    missing = [x for x in (a, b) if x not in present]
     if missing:
-        raise ValueError(f"compare: no rows with {key}={missing[0]!r}; the table has {key} in "
-                         f"{sorted({str(r.get(key, '')) for r in rows})}")
-    common = sorted(set(side[a]) & set(side[b]))
-    groups: dict[tuple, list[tuple]] = defaultdict(list)
-    for k in common:
-        groups[meta[k]].append(k)
-    out = []
-    for (scorer, group), keys in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
-        e = paired_bootstrap_diff([side[a][k] for k in keys], [side[b][k] for k in keys])
-        out.append({"scorer": scorer, by: group, "a": a, "b": b, "diff": e.estimate, "lo": e.lo, "hi": e.hi,
-                    "n": e.n, "statistic": "mean paired difference a - b (paired bootstrap 95% CI)"})
-    return out
+        raise ValueError(f"compare: no rows with {key}={missing[0]!r}; the table has {key} in {sorted(present)}")
+    other = [c for c in ("model", "arm") if c != key]
+    df = pd.DataFrame([{"side": str(r.get(key, "")), "scorer": r["scorer"], by: r[by], "item": str(r["item"]),
+                        "value": float(r["value"]), **{c: str(r.get(c, "")) for c in other}}
+                       for r in rows if str(r.get(key, "")) in (a, b)])
+    eff = paired_effects(df, [{"a": {"side": a}, "b": {"side": b}}], by=["scorer", by], pair_on=[*other, "item"])
+    out = [{"scorer": r["scorer"], by: r[by], "a": a, "b": b, "diff": r["estimate"], "lo": r["lo"], "hi": r["hi"],
+            "n": r["n"], "statistic": "mean paired difference a - b (paired bootstrap 95% CI)"}
+           for r in eff.to_dict("records")]
+    return sorted(out, key=lambda r: (str(r["scorer"]), str(r[by])))
 
 
 def plot_dimensions(summary: Sequence[dict[str, Any]], path: str | os.PathLike, scorer: str,

@@ -16,8 +16,6 @@ from typing import Any
 from analysis.report import Report
 from artifacts import atomic_write_json
 
-STEER_PREFIX = "steer:"
-
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
     """Rows of a CSV with numeric cells parsed (empty -> None); ``x_estimate`` columns are renamed
@@ -70,26 +68,24 @@ def preference_rows(root: Path) -> list[dict[str, Any]]:
     return out
 
 
-def steering_rows(root: Path, dose: float | None) -> list[dict[str, Any]]:
-    """Steering rows at the verdict dose and selected layer as cascade rows: ``model`` = steer:<condition>."""
-    from steering.verdict import load_rows
+def steering_cascade_rows(root: Path, dose: float | None) -> list[dict[str, Any]]:
+    """Steering score rows (``artifacts.rows`` schema) of the base model at the verdict dose (dose sweep) and the
+    none arm; the random-direction arms pooled as one arm ``random`` (each direction a ``replicate`` of the item)."""
+    from artifacts import read_jsonl
+    from artifacts.rows import NO_ARM, normalise_all
 
     path = root / "steering" / "results.jsonl"
     if not path.exists() or dose is None:
         return []
     out = []
-    for r in load_rows(path):
+    for r in normalise_all(read_jsonl(path)):
         if r.get("sweep") not in ("none", "dose"):  # the layer sweep is reported elsewhere
             continue
-        if r["condition"] != "none" and abs(float(r["dose"]) - dose) > 1e-9:
+        if r["arm"] != NO_ARM and abs(float(r["dose"]) - dose) > 1e-9:
             continue
-        if r["condition"] != "none" and r.get("family") == "random":
-            cond = "random"  # pool the random controls: one row per seed and item
-            item = f"{r['item_id']}#{r['condition']}"
-        else:
-            cond, item = r["condition"], r["item_id"]
-        out.append({"model": STEER_PREFIX + cond, "scorer": r["scorer"], "dimension": r["dimension"],
-                    "stage": r["stage"], "item_id": item, "kind": r["kind"], "value": r["score"]})
+        if r["arm"] != NO_ARM and r.get("family") == "random":
+            r = {**r, "arm": "random", "replicate": r["arm"]}
+        out.append(r)
     return out
 
 
@@ -165,14 +161,14 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
 
     # -- steering in cascade terms
     dose = _verdict_dose(verdict)
-    srows = steering_rows(root, dose)
+    srows = steering_cascade_rows(root, dose)
     if srows:
-        st = stage_summary(srows, reference=STEER_PREFIX + "none")
+        st = stage_summary(srows, reference="none", unit="arm")
         rep.section("Cascade under steering",
                     f"Base model steered at layer {_first(verdict, 'layer')} and dose {dose} x mean residual norm; "
                     "shift per stage against no steering, percentage points of items showing the preference "
                     "(random = pooled norm-matched random directions).")
-        rep.table(st, STAGE_COLUMNS, caption="Shift per stage under each steering condition")
+        rep.table(st, ["arm", *STAGE_COLUMNS[1:]], caption="Shift per stage under each steering arm")
         tables["steering_stages"] = st
 
     # -- probes

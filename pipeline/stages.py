@@ -247,17 +247,18 @@ def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: An
                             after=["probes", _stage_of(root, adapters["conscious"])]))
 
     def run_steering_stage(folder: Path) -> dict:
+        from artifacts import read_jsonl
         from models import load_model
         from probes.directions import load_directions
+        from steering.effects import tuned_shift_from
         from steering.experiment import DEFAULT_CONDITIONS, get_profile, run_steering
-        from steering.verdict import load_rows, tuned_shift_from
 
         s = cfg["steering"]
         dirs = load_directions(root / "probes" / "directions.safetensors")
         shift = None
         abl = root / "ablation" / "results.jsonl"
         if abl.exists():
-            shift = tuned_shift_from(load_rows(abl))
+            shift = tuned_shift_from(read_jsonl(abl))
         prof = get_profile(s["profile"], n_random=s["n_random"], batch_size=s["batch_size"] or None,
                            token_budget=s["token_budget"] or None, items_per_pass=s["items_per_pass"] or None)
         loaded = load_model(spec)

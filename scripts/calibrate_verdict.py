@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from artifacts import read_jsonl
 from models import ModelSpec, load_model
 from probes.directions import load_directions
 from steering.arms import condition_directions
 from steering.calibration import N_NULL
 from steering.experiment import run_calibration, select_items
-from steering.verdict import load_rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     ids = set(params["items"])
     sel = [it for it in select_items(None, None, None) if it.id in ids]
     readouts = params.get("readouts") or [params.get("scorer", "continuation")]
-    table, notes = run_calibration(loaded, dirs, conds, load_rows(folder / "results.jsonl"),
+    table, notes = run_calibration(loaded, dirs, conds, read_jsonl(folder / "results.jsonl"),
                                    pd.read_csv(folder / "verdict.csv"), sel, folder, n_null=a.n_null,
                                    n_random=params["n_random"], seed=params["seed"], positions=params["positions"],
                                    readouts=readouts, overwrite=a.overwrite)

@@ -54,9 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     loaded = load_model(ModelSpec(base=a.base, adapter=a.adapter, device=a.device))
     shift = None
     if a.tuned_shift:
-        from steering.verdict import load_rows, tuned_shift_from
+        from artifacts import read_jsonl
+        from steering.effects import tuned_shift_from
 
-        shift = tuned_shift_from(load_rows(a.tuned_shift))
+        shift = tuned_shift_from(read_jsonl(a.tuned_shift))
     res = run_steering(loaded, load_directions(a.directions), a.out, conditions=a.conditions.split(","),
                        doses=a.doses, layer=a.layer, sweep_layers=a.sweep_layers, sweep_dose=a.sweep_dose,
                        dimensions=a.dimensions.split(",") if a.dimensions else None,

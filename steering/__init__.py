@@ -6,7 +6,9 @@
 - ``steering.arms`` / ``steering.scoring``: all conditions x doses of an item in batched forward passes;
 - ``steering.coherence``: perplexity on neutral text + degenerate-generation guard;
 - ``steering.experiment``: ``run_steering``, ``run_ablation`` (the pipeline's entry points);
-- ``steering.verdict``: effects, comparisons, BH, slopes, necessity and the verdict table.
+- ``steering.effects``: effects, comparisons, BH, slopes, necessity (through ``stats.effects``);
+- ``steering.rule``: the decision rule (``RULE``, ``decide``, ``verdict_table``);
+- ``steering.reports``: the tables per readout, CSVs, figures and ``<kind>.md``.
 """
 
 from steering.interventions import Intervention, SteeringVector, ablate, add, clamp, mean_projection

@@ -3,7 +3,7 @@ should not move the preference, and does it say "yes" for one that does?
 
 - **null**: ``n_null`` (>= 20) norm-matched random directions (``controls.random_like`` of the target, seeds
   ``seed0 .. seed0 + n_null - 1``; the first ``n_random`` are the experiment's own random controls), each put
-  through the *same* decision rule (``verdict.verdict_table``) as if it were ``self_model``, with
+  through the *same* decision rule (``steering.rule.verdict_table``) as if it were ``self_model``, with
   ``n_random`` of the *other* null directions as its random controls (the next ones, cyclically: the same
   number of controls as the real verdict), toaster as toaster and polarity as polarity. The false-positive
   rate is the share called "yes" (Wilson 95% CI); the rule is calibrated when it is at most ``MAX_FPR``.
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from artifacts.rows import normalise_all
 from probes.directions import Direction
 from stats import wilson_ci
 from steering.controls import random_like
@@ -147,16 +148,16 @@ def planted_gradient(loaded: Any, items: Sequence[Any], target: Direction, layer
 
 
 def _as_target(rows: Sequence[dict], target_cond: str, controls: Sequence[str], keep: Sequence[str]) -> list[dict]:
-    """Rows relabelled: ``target_cond`` -> self_model, ``controls`` -> random0.. ; other arms kept only if in
-    ``keep`` (none, toaster, polarity)."""
+    """Rows (read through ``artifacts.rows.normalise``) with the arm relabelled: ``target_cond`` -> self_model,
+    ``controls`` -> random0.. ; other arms kept only if in ``keep`` (none, toaster, polarity)."""
     names = {target_cond: ("self_model", "self_model"),
              **{c: (f"random{k}", "random") for k, c in enumerate(controls)},
              **{c: (c, c) for c in keep}}
     out = []
-    for r in rows:
-        if r["condition"] in names:
-            cond, fam = names[r["condition"]]
-            out.append({**r, "condition": cond, "family": fam})
+    for r in normalise_all(rows):
+        if r["arm"] in names:
+            cond, fam = names[r["arm"]]
+            out.append({**r, "arm": cond, "family": fam})
     return out
 
 
@@ -166,7 +167,8 @@ def calibration_verdicts(rows: Sequence[dict], null_names: Sequence[str], n_rand
     """The decision rule applied to each null direction (and each planted one present in ``rows``) as if it
     were self_model, on one readout's rows (monitoring items, one dose). One row per direction: kind,
     direction, verdict, clauses."""
-    from steering.verdict import compare_self, steering_effects, verdict_table
+    from steering.effects import compare_self, steering_effects
+    from steering.rule import verdict_table
 
     n = len(null_names)
     if n < 2:
@@ -174,7 +176,7 @@ def calibration_verdicts(rows: Sequence[dict], null_names: Sequence[str], n_rand
     k = min(n_random, n - 1)
     jobs = [(NULL_KIND, name, [null_names[(i + j) % n] for j in range(1, k + 1)])
             for i, name in enumerate(null_names)]
-    have = {r["condition"] for r in rows}
+    have = {r["arm"] for r in normalise_all(rows)}
     jobs += [("planted", p, list(null_names[:k])) for p in planted if p in have]
     out = []
     for kind, name, ctrls in jobs:

@@ -259,7 +259,7 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
     ``verdict_shift``: {group: tuned - base} (``tuned_shift_from``) to set the verdict's expected sign.
     ``calibrate``: run ``steering.calibration`` at the verdict dose (``n_null`` random directions, default
     ``calibration.N_NULL``; ``planted_from``: see ``run_calibration``)."""
-    from steering.verdict import steering_tables, write_reports
+    from steering.reports import steering_tables, write_reports
 
     t0 = time.time()
     # empty lists (as in a config file) mean "the default"; ``layers`` is the layer sweep
@@ -414,7 +414,7 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
         "n_null": n_null, "controls_per_null": min(n_random, n_null - 1), "max_fpr": cal.MAX_FPR,
         "planted_from": planted_from,
         "planted": {p.name: p.provenance for p in planted}, "notes": notes,
-        "rule": "the steering verdict's RULE (steering.verdict), each null direction in self_model's place"})
+        "rule": "the steering verdict's RULE (steering.rule), each null direction in self_model's place"})
     return table, notes
 
 
@@ -445,7 +445,7 @@ def run_ablation(base_loaded: Any, tuned_loaded: Any, directions: dict[str, Dire
     shift each removes. ``layers``: where to ablate (default: every layer of the direction).
     ``base_loaded`` / ``tuned_loaded``: two models, or two views of one (``models.adapters.load_adapters``:
     ``shared.view(None)``, ``shared.view(name)``), each used inside its ``active()``."""
-    from steering.verdict import write_reports
+    from steering.reports import write_reports
 
     t0 = time.time()
     prof = get_profile(profile, n_random=n_random)

@@ -94,3 +94,30 @@ def test_bad_input_names_row_and_field():
         shifts([_row("tuned", 0, 1.0)])
     with pytest.raises(InputError, match="no rows"):
         validate_rows([])
+
+
+def test_steering_arms_as_units_with_pooled_random_replicates(tmp_path):
+    """The report's "Cascade under steering": schema rows read with unit="arm" against the none arm; the random
+    arms pooled as one arm whose directions are replicates, each paired with the none arm's item."""
+    import json
+
+    from pipeline.report import steering_cascade_rows
+
+    none = [1.0, -1.0, -1.0, 1.0]
+    arms = {"none": none, "self_model": [1.0, 1.0, 1.0, 1.0], "random_0": [1.0, 1.0, -1.0, 1.0],
+            "random_1": [-1.0, -1.0, -1.0, 1.0]}
+    rows = [{"model": "base", "arm": a, "dose": 0.0 if a == "none" else 2.0, "layer": 3, "item": f"i{i}",
+             "dimension": "cot_monitoring", "stage": 2, "scorer": "continuation", "value": v, "kind": "pair",
+             "op": "none" if a == "none" else "add", "family": "random" if a.startswith("random") else a,
+             "sweep": "none" if a == "none" else "dose"} for a, vals in arms.items() for i, v in enumerate(vals)]
+    rows += [{**rows[4], "dose": 1.0}]  # another dose: left out
+    (tmp_path / "steering").mkdir()
+    (tmp_path / "steering" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    st = {r["arm"]: r for r in stage_summary(steering_cascade_rows(tmp_path, 2.0), reference="none", unit="arm")}
+    assert set(st) == {"none", "self_model", "random"}
+    assert st["self_model"]["shift_pp"] == pytest.approx(50.0) and st["self_model"]["n_paired"] == 4
+    assert st["random"]["n"] == 8 and st["random"]["rate_pct"] == pytest.approx(100 * 4 / 8)
+    # per (item, direction): pref(random) - pref(none) = (0, 1, 0, 0) and (-1, 0, 0, 0)
+    assert st["random"]["n_paired"] == 8 and st["random"]["shift_pp"] == pytest.approx(0.0)
+    assert st["random"]["score_shift"] == pytest.approx((0 + 2 + 0 + 0 - 2 + 0 + 0 + 0) / 8)
+    assert st["none"]["reference"] == "none" and math.isnan(st["none"]["shift_pp"])

@@ -158,9 +158,9 @@ def test_identity_check_same_scores_and_generations(specs, tmp_path):
 
 
 def test_ablation_on_one_model_equals_two_models(tiny_spec, specs, tmp_path):
+    from artifacts import read_jsonl as load_rows
     from probes.directions import Direction
     from steering.experiment import get_profile, run_ablation
-    from steering.verdict import load_rows
 
     base, tuned = load_model(tiny_spec), load_model(specs["b"])
     rng = np.random.default_rng(0)

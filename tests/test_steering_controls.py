@@ -12,17 +12,10 @@ import pytest
 from evals.items import load_items
 from probes.directions import Direction
 from steering.arms import arm_edits, condition_directions, steering_arms
+from steering.effects import compare_self, steering_effects
 from steering.experiment import get_profile, run_steering
+from steering.rule import NOT_SPECIFIC, RULE, TOO_FEW_DOSES, decide, verdict_table
 from steering.scoring import score_choice, score_with_evals
-from steering.verdict import (
-    NOT_SPECIFIC,
-    RULE,
-    TOO_FEW_DOSES,
-    compare_self,
-    decide,
-    steering_effects,
-    verdict_table,
-)
 
 
 def _dirs(loaded, names=("self_model", "toaster", "polarity", "self_model_orth"), seed=0):

@@ -17,10 +17,11 @@ from models.logprobs import mean_logprobs
 from probes.directions import Direction
 from steering.arms import ablation_arms, arm_edits, condition_directions, steering_arms
 from steering.coherence import coherence_guard, is_degenerate
+from steering.effects import compare_self, steering_effects
 from steering.experiment import get_profile, run_ablation, run_steering
 from steering.interventions import ablate, add, clamp
+from steering.rule import verdict_table
 from steering.scoring import pair_encodings, score_continuation
-from steering.verdict import compare_self, steering_effects, verdict_table
 from tests.conftest import make_tiny_model_dir
 
 
