@@ -483,9 +483,9 @@ class SteeringVector:
 @torch.no_grad()
 def projections(loaded: Any, direction: Any, layers: Sequence[int], encodings: Sequence[Any],
                 batch_size: int = 16, positions: str = "all") -> dict[int, np.ndarray]:
-    """Projection of ``resid_post.L`` onto the unit direction at each token of ``positions`` (pooled)."""
+    """Projection of the direction's site at each layer (``resid_post.L`` unless its ``site_kind`` says
+    otherwise) onto its unit vector, at each token of ``positions`` (pooled)."""
     from activations.hooks import capture
-    from activations.sites import Site
     from models.chat import pad_batch
 
     model = loaded.model
@@ -495,11 +495,11 @@ def projections(loaded: Any, direction: Any, layers: Sequence[int], encodings: S
     for lo in range(0, len(encodings), batch_size):
         encs = list(encodings[lo:lo + batch_size])
         batch = pad_batch(encs, pad, "right", loaded.device)
-        with capture(model, [Site("resid_post", L) for L in layers]) as store:
+        with capture(model, [direction.site_at(L) for L in layers]) as store:
             model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                   position_ids=batch["position_ids"], use_cache=False)
         for L in layers:
-            p = (store[f"resid_post.{L}"].float().cpu() @ units[L])  # [B, T]
+            p = (store[direction.site_at(L).name].float().cpu() @ units[L])  # [B, T]
             for i, e in enumerate(encs):
                 a, z = {"all": (0, len(e)), "prompt": (0, e.response_start),
                         "response": (e.response_start, e.response_end)}[positions]
