@@ -1,8 +1,9 @@
 """Arms: the intervention settings an experiment scores every item under, and their per-row edits.
 
 An ``Arm`` is one (condition, operation, layer, dose) setting. All arms of an experiment are scored in
-the same batched forward passes: ``arm_edit`` builds each arm's edit with the public builders of
-``steering.interventions`` (``add``, ``ablate``, ``clamp``: the same the user calls), ``arm_edits`` stacks
+the same batched forward passes: ``arm_edit`` builds each arm's edit with the public builder
+``steering.interventions.intervention`` (the one behind ``add``, ``ablate``, ``clamp``; ``Arm.op`` names a
+registered operator), ``arm_edits`` stacks
 them into per-row terms (one row per arm; a term is inactive in the rows of the other arms, which it leaves
 untouched), and ``expand_edits`` repeats them for the actual rows (items x arms x sequences per arm).
 
@@ -22,14 +23,14 @@ import torch
 
 from probes.directions import Direction
 from steering.controls import negated, norm_matched, random_controls
-from steering.interventions import Edits, ablate, add, clamp, map_edits, stack_edits
+from steering.interventions import Edits, intervention, map_edits, stack_edits
 
 
 @dataclass(frozen=True)
 class Arm:
     condition: str  # none | self_model | toaster | random3 | -self_model ...
     family: str  # the condition group: random0..4 -> "random"
-    op: str  # none | add | ablate | clamp
+    op: str  # none, or a registered direction operator (steering.interventions.OPERATORS): add | ablate | clamp
     layer: int | None  # None: every layer of the direction (ablate/clamp)
     dose: float  # add: multiple of resid_norm; clamp: unused (value per layer in ``values``)
     sweep: str  # none | dose | layer | ablation
@@ -119,21 +120,19 @@ def arm_edits(arms: Sequence[Arm], conds: dict[str, Direction | None], n_layers:
 
 def arm_edit(arm: Arm, conds: dict[str, Direction | None], n_layers: int,
              clamp_values: dict[str, dict[int, float]] | None = None) -> Edits:
-    """One arm's edit: ``add`` at its layer and dose; ``ablate`` / ``clamp`` at its layer or every layer of
-    the direction within the model (``clamp`` to ``clamp_values[condition]``, one value per layer)."""
+    """One arm's edit, built with the public builder ``intervention`` (what ``add`` / ``ablate`` / ``clamp``
+    call): ``arm.op`` (any registered direction operator) at ``arm.layer``, or with ``layer=None`` at every
+    layer of the direction within the model; ``dose`` = ``arm.dose``; ``value`` = ``clamp_values[condition]``
+    (one per layer; required for ``clamp``)."""
     if arm.op == "none":
         return {}
     d = conds[arm.condition]
-    if arm.op == "add":
-        return add(None, d, arm.layer, arm.dose).edits
-    layers = [L for L in (d.layers if arm.layer is None else [arm.layer]) if 0 <= L < n_layers]
-    if arm.op == "ablate":
-        return ablate(None, d, layers).edits
-    if arm.op == "clamp":
-        if not clamp_values or arm.condition not in clamp_values:
-            raise ConditionError(f"clamp arm for {arm.condition!r} needs clamp_values[{arm.condition!r}]")
-        return clamp(None, d, layers, {L: float(clamp_values[arm.condition][L]) for L in layers}).edits
-    raise ConditionError(f"arm {arm.condition!r}: op={arm.op!r}; arms use none, add, ablate or clamp")
+    layers = [arm.layer] if arm.layer is not None else [L for L in d.layers if 0 <= L < n_layers]
+    value = (clamp_values or {}).get(arm.condition)
+    if value is None and arm.op == "clamp":
+        raise ConditionError(f"clamp arm for {arm.condition!r} needs clamp_values[{arm.condition!r}]")
+    value = {L: float(value[L]) for L in layers} if value is not None else 0.0
+    return intervention(None, d, arm.op, layers, arm.dose, value).edits
 
 
 def expand_edits(edits: Edits, per_arm: int, n_items: int) -> Edits:

@@ -10,7 +10,8 @@ points by forward hooks. Four are registered here (``OPERATORS``; a new one is o
 - ``patch``: ``h + (source - h) Q Q^T`` (``Q`` an orthonormal basis [d, k]), or ``source`` itself.
 
 The public builders ``add(loaded, direction, layers, dose, positions)``, ``ablate``, ``clamp``, ``patch``
-and ``steer(direction, op, layers, ...)`` return an ``Intervention``; ``a + b`` composes two (the terms of
+and ``intervention(loaded, direction, op, layers, dose, value, ...)`` (any registered direction operator)
+return an ``Intervention``; ``a + b`` composes two (the terms of
 ``b`` run after those of ``a`` at a shared hook point), and ``loaded=None`` gives an unbound one whose
 ``edits`` the batched experiments stack per row (``stack_edits``, one row per arm). The experiment arms
 (``steering.arms``) are built with these same builders.
@@ -91,38 +92,43 @@ def _decoder(loaded_or_model: Any) -> tuple[Any, Any]:
 @dataclass(frozen=True)
 class Operator:
     """``fn(x, **params) -> x'``: ``x`` [B, T, D] float32; per-row params arrive as float32 [B, ...] rows
-    (vectors [B, D], scalars [B]), fixed params as given. ``row_params`` names the per-row ones."""
+    (vectors [B, D], scalars [B]), fixed params as given. ``row_params`` names the per-row ones.
+    ``params(direction, layer, dose, value) -> {name: array}``: one row's params for an edit along a
+    direction (``None`` for an operator that is not built from a direction, such as ``patch``)."""
 
     name: str
     fn: Callable[..., torch.Tensor]
     row_params: tuple[str, ...]
+    params: Callable[[Any, int, float, float], dict[str, Any]] | None = None
 
 
 OPERATORS: dict[str, Operator] = {}
 
 
-def operator(name: str, row_params: Sequence[str]) -> Callable:
-    """Register ``fn`` as the operator ``name`` (a decorator): the one place a new intervention is added."""
+def operator(name: str, row_params: Sequence[str], params: Callable | None = None) -> Callable:
+    """Register ``fn`` as the operator ``name`` (a decorator): the one place a new intervention is added.
+    With ``params`` it is a direction operator: ``steer``, ``intervention`` and the experiment arms
+    (``Arm.op = name``) build it with no other change."""
     def register(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         if name in OPERATORS:
             raise ValueError(f"operator {name!r} is already registered")
-        OPERATORS[name] = Operator(name, fn, tuple(row_params))
+        OPERATORS[name] = Operator(name, fn, tuple(row_params), params)
         return fn
     return register
 
 
-@operator("add", ["vector"])
+@operator("add", ["vector"], lambda d, L, dose, value: {"vector": d.vector_at(L, dose)})
 def _add(x: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
     return x + vector[:, None, :]
 
 
-@operator("ablate", ["unit"])
+@operator("ablate", ["unit"], lambda d, L, dose, value: {"unit": d.unit_at(L)})
 def _ablate(x: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
     u = unit[:, None, :]
     return x + (0.0 - (x * u).sum(-1, keepdim=True)) * u
 
 
-@operator("clamp", ["unit", "value"])
+@operator("clamp", ["unit", "value"], lambda d, L, dose, value: {"unit": d.unit_at(L), "value": value})
 def _clamp(x: torch.Tensor, unit: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     u = unit[:, None, :]
     return x + (value[:, None, None] - (x * u).sum(-1, keepdim=True)) * u
@@ -375,29 +381,45 @@ def _per_row(per_layer: Any, L: int, what: str) -> torch.Tensor:
 
 def steer(direction: Any, op: str, layers: int | Sequence[int] | None = None, dose: Any = 0.0,
           value: Any = 0.0, source_layer: int | None = None) -> Edits:
-    """The edits of one registered direction operator (``add``, ``ablate``, ``clamp``) along ``direction``
-    at ``layers`` (default: all of its layers), each at the direction's site. ``direction`` may be a list
-    (one direction per row, ``add``); ``dose`` / ``value``: scalar, one per row, or ``{layer: ...}``;
-    ``source_layer``: use that layer's unit vector at every layer (ablate/clamp)."""
+    """The edits of the registered direction operator ``op`` (``add``, ``ablate``, ``clamp``, ...) along
+    ``direction`` at ``layers`` (default: all of its layers), each at the direction's site. ``direction`` may
+    be a list (one per row); ``dose`` / ``value``: scalar, one per row, or ``{layer: ...}``; ``source_layer``:
+    read the direction at that layer for every hooked layer (its unit vector, for ablate/clamp)."""
+    spec = OPERATORS.get(op)
+    if spec is None or spec.params is None:
+        ops = [k for k, o in OPERATORS.items() if o.params is not None]
+        raise ValueError(f"op={op!r} is not a direction operator; registered: {', '.join(ops)}")
     dirs = list(direction) if isinstance(direction, (list, tuple)) else [direction]
     out: Edits = {}
     for L in _layers(dirs[0], layers):
-        if op == "add":
-            d = _per_row(dose, L, "dose")
-            n = max(len(dirs), d.shape[0])
-            if len(dirs) not in (1, n) or d.shape[0] not in (1, n):
-                raise ValueError(f"add: {len(dirs)} directions and {d.shape[0]} doses; give one or one per row of each")
-            vec = torch.stack([torch.as_tensor(dirs[i % len(dirs)].vector_at(L, float(d[i % d.shape[0]])),
-                                               dtype=torch.float64) for i in range(n)])
-            term = Term("add", {"vector": vec})
-        elif op in ("ablate", "clamp"):
-            u = _vec(dirs[0].unit_at(source_layer if source_layer is not None else L))[None]
-            term = Term("ablate", {"unit": u}) if op == "ablate" else \
-                Term("clamp", {"unit": u, "value": _per_row(value, L, "value")})
-        else:
-            raise ValueError(f"steer: op={op!r}; direction operators are add, ablate, clamp")
-        out = _compose(out, {hook_point(dirs[0], L): LayerEdit([term])})
+        doses, values = _per_row(dose, L, "dose"), _per_row(value, L, "value")
+        n = max(len(dirs), len(doses), len(values))
+        if any(k not in (1, n) for k in (len(dirs), len(doses), len(values))):
+            raise ValueError(f"{op}: {len(dirs)} directions, {len(doses)} doses and {len(values)} values; give one "
+                             "or one per row of each")
+        at = L if source_layer is None else int(source_layer)
+        rows = [spec.params(dirs[i % len(dirs)], at, float(doses[i % len(doses)]), float(values[i % len(values)]))
+                for i in range(n)]
+        params = {k: torch.stack([torch.as_tensor(np.asarray(r[k], dtype=np.float64)) for r in rows])
+                  for k in spec.row_params}
+        out = _compose(out, {hook_point(dirs[0], L): LayerEdit([Term(op, params)])})
     return out
+
+
+def intervention(loaded: Any, direction: Any, op: str, layers: int | Sequence[int] | None = None, dose: Any = 0.0,
+                 value: Any = 0.0, positions: str = "all", spans: Sequence[Any] | None = None,
+                 embedding: bool = False, source_layer: int | None = None) -> Intervention:
+    """The public builder behind ``add`` / ``ablate`` / ``clamp`` (and any registered direction operator):
+    ``steer``'s edits on ``loaded`` (``None``: unbound). ``embedding``: also edit the embedding output, with
+    the direction at ``source_layer`` or its first hooked layer (a full directional ablation)."""
+    _check(loaded, direction)
+    layer_list = _layers(direction[0] if isinstance(direction, (list, tuple)) else direction, layers)
+    edits = steer(direction, op, layer_list, dose, value, source_layer)
+    if embedding and EMBEDDING not in edits:
+        L0 = source_layer if source_layer is not None else layer_list[0]
+        emb = steer(direction, op, [L0], dose, 0.0 if isinstance(value, dict) else value)
+        edits = _compose({EMBEDDING: next(iter(emb.values()))}, edits)
+    return Intervention(loaded, edits, positions, spans)
 
 
 def _check(loaded: Any, direction: Any) -> None:
@@ -414,8 +436,7 @@ def add(loaded: Any, direction: Any, layers: int | Sequence[int] | None, dose: A
     ``with add(loaded, d, 12, 4.0): model.generate(...)`` or, for per-row doses,
     ``with add(loaded, d, 12, doses) as h: mean_logprobs(loaded, encs, before_batch=h.before_batch)``.
     """
-    _check(loaded, direction)
-    return Intervention(loaded, steer(direction, "add", layers, dose), positions, spans)
+    return intervention(loaded, direction, "add", layers, dose, positions=positions, spans=spans)
 
 
 def clamp(loaded: Any, direction: Any, layers: int | Sequence[int] | None, value: Any = 0.0,
@@ -427,26 +448,16 @@ def clamp(loaded: Any, direction: Any, layers: int | Sequence[int] | None, value
     projection at each layer, from ``mean_projection``). ``source_layer``: use that layer's unit vector
     at every hooked layer (else each layer's own). ``embedding``: also at the embedding output.
     """
-    return _project(loaded, direction, "clamp", layers, value, positions, spans, embedding, source_layer)
+    return intervention(loaded, direction, "clamp", layers, value=value, positions=positions, spans=spans,
+                        embedding=embedding, source_layer=source_layer)
 
 
 def ablate(loaded: Any, direction: Any, layers: int | Sequence[int] | None = None, positions: str = "all",
            spans: Sequence[Any] | None = None, embedding: bool = False,
            source_layer: int | None = None) -> Intervention:
     """Project the direction out (projection := 0) at every layer it has (or ``layers``)."""
-    return _project(loaded, direction, "ablate", layers, 0.0, positions, spans, embedding, source_layer)
-
-
-def _project(loaded: Any, direction: Any, op: str, layers: Any, value: Any, positions: str, spans: Any,
-             embedding: bool, source_layer: int | None) -> Intervention:
-    _check(loaded, direction)
-    layer_list = _layers(direction, layers)
-    edits = steer(direction, op, layer_list, value=value, source_layer=source_layer)
-    if embedding and EMBEDDING not in edits:
-        L0 = source_layer if source_layer is not None else layer_list[0]
-        emb = steer(direction, op, [L0], value=0.0 if isinstance(value, dict) else value)
-        edits = _compose({EMBEDDING: next(iter(emb.values()))}, edits)
-    return Intervention(loaded, edits, positions, spans)
+    return intervention(loaded, direction, "ablate", layers, positions=positions, spans=spans, embedding=embedding,
+                        source_layer=source_layer)
 
 
 def patch(loaded: Any, layer: int, source: torch.Tensor, basis: Any = None, site_kind: str = "resid_post",

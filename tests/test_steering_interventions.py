@@ -260,23 +260,28 @@ def test_resid_pre_direction_hooks_the_block_input(tiny_loaded):
 
 
 def test_a_new_operator_is_one_registration(tiny_loaded):
-    """Register an operator once and it runs in the batched, per-row machinery (stack, rows, positions)."""
-    from steering.interventions import OPERATORS, Intervention, LayerEdit, Term, operator, stack_edits
+    """Register an operator once and the public builder and the experiment arms (``Arm.op``) use it in the
+    batched, per-row machinery (stacked rows, inactive rows untouched)."""
+    from steering.arms import Arm, arm_edits
+    from steering.interventions import OPERATORS, Intervention, intervention, operator
 
-    @operator("scale_test", ["factor"])
+    @operator("scale_test", ["factor"], lambda d, L, dose, value: {"factor": 1.0 + dose})
     def _scale(x, factor):
         return x * factor[:, None, None]
 
     try:
+        d = _direction(tiny_loaded)
         encs = _encodings(tiny_loaded, 3)
         ref = _logits(tiny_loaded, encs)
-        rows = stack_edits([{1: LayerEdit([Term("scale_test", {"factor": torch.tensor([f])})])} for f in (1.0, 3.0)]
-                           + [{}])
-        with Intervention(tiny_loaded, rows) as h:
+        arms = [Arm("none", "none", "none", 1, 0.0, "none"), Arm("d", "d", "scale_test", 1, 2.0, "dose"),
+                Arm("d", "d", "add", 2, 0.0, "dose")]
+        with Intervention(tiny_loaded, arm_edits(arms, {"d": d}, tiny_loaded.n_layers)) as h:
             h.before_batch(0, 3)
             out = _logits(tiny_loaded, encs)
-        torch.testing.assert_close(out[0], ref[0])
-        torch.testing.assert_close(out[2], ref[2])
-        assert not torch.allclose(out[1], ref[1], atol=1e-3)
+        assert torch.equal(out[0], ref[0]) and torch.equal(out[2], ref[2])  # no edit; add at dose 0
+        with intervention(tiny_loaded, d, "scale_test", 1, dose=2.0):
+            one = _logits(tiny_loaded, encs)
+        torch.testing.assert_close(out[1], one[1])
+        assert not torch.allclose(one, ref, atol=1e-3)
     finally:
         OPERATORS.pop("scale_test")
