@@ -36,6 +36,13 @@ class Site:
     def __str__(self) -> str:
         return self.name
 
+    def block_output(self) -> int | None:
+        """The block whose output this site is: ``resid_post.L`` -> L, ``resid_pre.L`` -> L - 1, and
+        ``None`` for ``resid_pre.0`` (the embedding output). Edits hook that module's output."""
+        if self.kind == "resid_post":
+            return self.layer
+        return self.layer - 1 if self.layer > 0 else None
+
     @classmethod
     def parse(cls, name: str, n_layers: int | None = None) -> Site:
         m = _SITE_RE.match(name.strip())

@@ -131,7 +131,7 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
     """Raise ``ConfigError`` for the first bad value (names, ranges, paths, devices, scorer/condition names)."""
     from evals.dimensions import DIMENSIONS
     from evals.scorers import SCORERS
-    from steering.experiment import PROFILES as STEERING_PROFILES
+    from steering.experiment import SCORING_PROFILES as STEERING_PROFILES
     from tuning.datasets import CONDITIONS
     from tuning.profiles import PROFILES as TUNE_PROFILES
 

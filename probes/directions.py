@@ -23,6 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from activations.sites import SITE_KINDS, Site
 from artifacts import SelfModelError, atomic_path
 from artifacts.atomic import to_jsonable
 
@@ -49,6 +50,8 @@ class Direction:
         if self.raw.ndim != 2 or self.raw.shape[0] != len(self.layers):
             raise DirectionError(f"direction {self.name!r}: raw must be [n_layers={len(self.layers)}, d_model], "
                                  f"got {self.raw.shape}")
+        if self.site_kind not in SITE_KINDS:
+            raise DirectionError(f"direction {self.name!r}: site_kind={self.site_kind!r}; use one of {', '.join(SITE_KINDS)}")
         if self.resid_norm.shape != (len(self.layers),):
             raise DirectionError(f"direction {self.name!r}: resid_norm must have one value per layer")
         if not np.all(np.isfinite(self.raw)):
@@ -84,6 +87,18 @@ class Direction:
 
     def norm_at(self, layer: int) -> float:
         return float(self.resid_norm[self.row(layer)])
+
+    def vector_at(self, layer: int, dose: float) -> np.ndarray:
+        """The dose vector ``unit_L * resid_norm_L * dose`` at ``layer`` (float32 [d_model]): the one place
+        a dose becomes a vector. Computed in float32, left to right (``(unit * norm) * dose``), as the
+        steering experiments always have, so their scores do not move."""
+        return self.unit_at(layer) * self.norm_at(layer) * float(dose)
+
+    def site_at(self, layer: int) -> Site:
+        """The activation site the direction was read at, and where an edit along it applies
+        (``site_kind``.L; ``Site.block_output`` resolves it to a hook point)."""
+        self.row(layer)
+        return Site(self.site_kind, int(layer))
 
     def validate_width(self, d_model: int, what: str = "the model") -> None:
         if self.d_model != int(d_model):

@@ -1,7 +1,8 @@
 """Steering and ablation: does the self-model direction cause the tuned model's preferences?
 
-- ``steering.interventions``: ``add``, ``ablate``, ``clamp`` context managers (hooks always removed),
-  per-row doses/vectors for batched scoring, KV-cache-aware positions for generation, ``SteeringVector``;
+- ``steering.interventions``: operators (``add``, ``ablate``, ``clamp``, ``patch``; ``operator`` registers
+  a new one) and their builders, context managers (hooks always removed), per-row doses/vectors for batched
+  scoring, KV-cache-aware positions for generation, ``SteeringVector``;
 - ``steering.controls``: norm-matched random directions, negated directions;
 - ``steering.arms`` / ``steering.scoring``: all conditions x doses of an item in batched forward passes;
 - ``steering.coherence``: perplexity on neutral text + degenerate-generation guard;
@@ -11,6 +12,18 @@
 - ``steering.reports``: the tables per readout, CSVs, figures and ``<kind>.md``.
 """
 
-from steering.interventions import Intervention, SteeringVector, ablate, add, clamp, mean_projection
+from steering.interventions import (
+    OPERATORS,
+    Intervention,
+    SteeringVector,
+    ablate,
+    add,
+    clamp,
+    intervention,
+    mean_projection,
+    operator,
+    patch,
+)
 
-__all__ = ["Intervention", "SteeringVector", "ablate", "add", "clamp", "mean_projection"]
+__all__ = ["OPERATORS", "Intervention", "SteeringVector", "ablate", "add", "clamp", "intervention",
+           "mean_projection", "operator", "patch"]

@@ -1,9 +1,11 @@
 """Arms: the intervention settings an experiment scores every item under, and their per-row edits.
 
 An ``Arm`` is one (condition, operation, layer, dose) setting. All arms of an experiment are scored in
-the same batched forward passes: ``arm_edits`` turns a list of arms into per-row ``LayerEdit`` tensors
-(one row per arm; rows of other layers/operations get zeros, which change nothing bitwise), and
-``expand_edits`` repeats them for the actual rows (items x arms x sequences per arm).
+the same batched forward passes: ``arm_edit`` builds each arm's edit with the public builder
+``steering.interventions.intervention`` (the one behind ``add``, ``ablate``, ``clamp``; ``Arm.op`` names a
+registered operator), ``arm_edits`` stacks
+them into per-row terms (one row per arm; a term is inactive in the rows of the other arms, which it leaves
+untouched), and ``expand_edits`` repeats them for the actual rows (items x arms x sequences per arm).
 
 Conditions: ``none`` (no edit), a direction name (``self_model``, ``toaster``, ``human`` ...),
 ``random`` (n norm-matched Gaussian controls of the target direction, named ``random0``..), and
@@ -21,14 +23,14 @@ import torch
 
 from probes.directions import Direction
 from steering.controls import negated, norm_matched, random_controls
-from steering.interventions import LayerEdit
+from steering.interventions import Edits, intervention, map_edits, stack_edits
 
 
 @dataclass(frozen=True)
 class Arm:
     condition: str  # none | self_model | toaster | random3 | -self_model ...
     family: str  # the condition group: random0..4 -> "random"
-    op: str  # none | add | ablate | clamp
+    op: str  # none, or a registered direction operator (steering.interventions.OPERATORS): add | ablate | clamp
     layer: int | None  # None: every layer of the direction (ablate/clamp)
     dose: float  # add: multiple of resid_norm; clamp: unused (value per layer in ``values``)
     sweep: str  # none | dose | layer | ablation
@@ -108,60 +110,37 @@ def ablation_arms(conds: dict[str, Direction | None], clamp_conditions: Sequence
 
 
 def arm_edits(arms: Sequence[Arm], conds: dict[str, Direction | None], n_layers: int,
-              clamp_values: dict[str, dict[int, float]] | None = None) -> dict[int, LayerEdit]:
-    """Per-arm rows of edits at every layer any arm touches ([n_arms, D] tensors, zeros elsewhere)."""
-    d_model = next(d.d_model for d in conds.values() if d is not None) if any(conds.values()) else None
-    if d_model is None:
+              clamp_values: dict[str, dict[int, float]] | None = None) -> Edits:
+    """Per-arm rows of edits at every hook point any arm touches (``stack_edits`` of each arm's edit, built
+    with the public builders ``add`` / ``ablate`` / ``clamp``; rows of other arms are inactive)."""
+    if not any(conds.values()):
         return {}
-    n = len(arms)
-    adds: dict[int, torch.Tensor] = {}
-    units: dict[int, torch.Tensor] = {}
-    values: dict[int, torch.Tensor] = {}
-
-    def buf(store, L, shape):
-        if L not in store:
-            store[L] = torch.zeros(shape, dtype=torch.float64)
-        return store[L]
-
-    for i, a in enumerate(arms):
-        if a.op == "none":
-            continue
-        d = conds[a.condition]
-        if a.op == "add":
-            buf(adds, a.layer, (n, d_model))[i] = torch.as_tensor(d.unit_at(a.layer) * d.norm_at(a.layer) * a.dose,
-                                                                   dtype=torch.float64)
-            continue
-        layers = d.layers if a.layer is None else [a.layer]
-        for L in layers:
-            if not 0 <= L < n_layers:
-                continue
-            buf(units, L, (n, d_model))[i] = torch.as_tensor(d.unit_at(L), dtype=torch.float64)
-            v = 0.0
-            if a.op == "clamp":
-                if not clamp_values or a.condition not in clamp_values:
-                    raise ConditionError(f"clamp arm for {a.condition!r} needs clamp_values[{a.condition!r}]")
-                v = float(clamp_values[a.condition][L])
-            buf(values, L, (n,))[i] = v
-    out = {}
-    for L in sorted(set(adds) | set(units)):
-        out[L] = LayerEdit(add=adds.get(L), unit=units.get(L),
-                           value=values.get(L) if L in units else None)
-    return out
+    return stack_edits([arm_edit(a, conds, n_layers, clamp_values) for a in arms])
 
 
-def expand_edits(edits: dict[int, LayerEdit], per_arm: int, n_items: int) -> dict[int, LayerEdit]:
+def arm_edit(arm: Arm, conds: dict[str, Direction | None], n_layers: int,
+             clamp_values: dict[str, dict[int, float]] | None = None) -> Edits:
+    """One arm's edit, built with the public builder ``intervention`` (what ``add`` / ``ablate`` / ``clamp``
+    call): ``arm.op`` (any registered direction operator) at ``arm.layer``, or with ``layer=None`` at every
+    layer of the direction within the model; ``dose`` = ``arm.dose``; ``value`` = ``clamp_values[condition]``
+    (one per layer; required for ``clamp``)."""
+    if arm.op == "none":
+        return {}
+    d = conds[arm.condition]
+    layers = [arm.layer] if arm.layer is not None else [L for L in d.layers if 0 <= L < n_layers]
+    value = (clamp_values or {}).get(arm.condition)
+    if value is None and arm.op == "clamp":
+        raise ConditionError(f"clamp arm for {arm.condition!r} needs clamp_values[{arm.condition!r}]")
+    value = {L: float(value[L]) for L in layers} if value is not None else 0.0
+    return intervention(None, d, arm.op, layers, arm.dose, value).edits
+
+
+def expand_edits(edits: Edits, per_arm: int, n_items: int) -> Edits:
     """Rows ordered item-major, then arm, then the ``per_arm`` sequences of that arm."""
-    def ex(t):
-        if t is None:
-            return None
-        return t.repeat_interleave(per_arm, dim=0).repeat(n_items, *([1] * (t.ndim - 1)))
-    return {L: LayerEdit(add=ex(e.add), unit=ex(e.unit), value=ex(e.value)) for L, e in edits.items()}
+    return map_edits(edits, lambda t: t.repeat_interleave(per_arm, dim=0).repeat(n_items, *([1] * (t.ndim - 1))))
 
 
-def subset_edits(edits: dict[int, LayerEdit], keep: Sequence[int]) -> dict[int, LayerEdit]:
+def subset_edits(edits: Edits, keep: Sequence[int]) -> Edits:
     """The per-arm edit rows of the arms ``keep`` (indices into the arm list), in that order."""
     idx = torch.as_tensor(list(keep), dtype=torch.long)
-
-    def rows(t):
-        return None if t is None else t[idx] if t.shape[0] > 1 else t
-    return {L: LayerEdit(add=rows(e.add), unit=rows(e.unit), value=rows(e.value)) for L, e in edits.items()}
+    return map_edits(edits, lambda t: t[idx] if t.shape[0] > 1 else t)

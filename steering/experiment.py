@@ -18,7 +18,8 @@ JSONL row per scored item x arm x readout (resumable chunks, one per item), run 
 write ``results.jsonl``, ``coherence.csv``, ``effects.csv``, ``verdict.csv``, ``steering.md``,
 ``calibration.csv``/``calibration.json`` (steering), dose-response PNGs and ``manifest.json``.
 
-Profiles: ``full`` scores every pair/action item; ``fast`` (the demo) scores 4 items per monitoring
+Scoring profiles (``ScoringProfile``; not the tuning profiles of ``tuning.profiles``): ``full`` scores every
+pair/action item; ``fast`` (the demo) scores 4 items per monitoring
 dimension under every condition at every dose (6 doses incl. 0, 5 random seeds, plus a 4-layer sweep)
 and 1 item per other dimension at one dose (``FAST_OTHER_DOSE``) under every condition.
 
@@ -33,13 +34,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manifest
+from artifacts.presets import preset
 from artifacts.rows import normalise_all, score_row
 from artifacts.store import ResultStore
 from evals.dimensions import DIMENSIONS, MONITORING
@@ -72,8 +74,10 @@ ITEMS_PER_PASS = 16  # under a token budget: items whose item x arm rows are pac
 
 
 @dataclass
-class Profile:
-    """How much to score. ``None`` = everything."""
+class ScoringProfile:
+    """How much the steering and ablation experiments score (``[steering] profile``). ``None`` = everything.
+    Not the tuning profile (``tuning.profiles``, the training recipe); both are named presets looked up by
+    ``artifacts.presets.preset``."""
 
     name: str = "full"
     items_per_dim: int | None = None  # pair/action items per non-monitoring dimension
@@ -93,22 +97,17 @@ class Profile:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-PROFILES = {
-    "full": Profile(),
-    "fast": Profile(name="fast", items_per_dim=1, monitoring_items=4, doses=DEFAULT_DOSES,
+SCORING_PROFILES = {
+    "full": ScoringProfile(),
+    "fast": ScoringProfile(name="fast", items_per_dim=1, monitoring_items=4, doses=DEFAULT_DOSES,
                     other_doses=(0.0, FAST_OTHER_DOSE), n_random=5, sweep_layers=4, gen_prompts=3, max_new_tokens=16,
                     n_paragraphs=4, ablation_items_per_dim=1, ablation_monitoring_items=4),
 }
 
 
-def get_profile(profile: str | Profile, **overrides: Any) -> Profile:
-    if isinstance(profile, Profile):
-        p = profile
-    elif profile in PROFILES:
-        p = PROFILES[profile]
-    else:
-        raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
-    return replace(p, **{k: v for k, v in overrides.items() if v is not None})
+def get_profile(profile: str | ScoringProfile, **overrides: Any) -> ScoringProfile:
+    """The scoring profile ``profile`` (a name in ``SCORING_PROFILES``, or one itself) with non-None overrides."""
+    return preset(SCORING_PROFILES, profile, "steering scoring ([steering] profile)", **overrides)
 
 
 def select_items(dimensions: Sequence[str] | None, per_dim: int | None, monitoring: int | None,
@@ -244,7 +243,7 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
                  conditions: Sequence[str] = DEFAULT_CONDITIONS, doses: Sequence[float] | None = None,
                  layer: int | None = None, sweep_layers: Sequence[int] | None = None,
                  sweep_dose: float | None = None, dimensions: Sequence[str] | None = None,
-                 scorer: str | None = None, profile: str | Profile = "full", target: str = "self_model",
+                 scorer: str | None = None, profile: str | ScoringProfile = "full", target: str = "self_model",
                  positions: str = DEFAULT_POSITIONS, items: Sequence[Any] | None = None, overwrite: bool = False,
                  seed: int = 0, verdict_shift: dict[str, float] | None = None, judge: Any = None,
                  layers: Sequence[int] | None = None, n_random: int | None = None,
@@ -424,13 +423,13 @@ def result_store(out_dir: str | Path, params: dict[str, Any], overwrite: bool = 
     return ResultStore(out_dir, content_params(params), overwrite, kind=str(params.get("experiment") or "chunks"))
 
 
-def _paragraphs(prof: Profile) -> list[str]:
+def _paragraphs(prof: ScoringProfile) -> list[str]:
     from steering.coherence import neutral_paragraphs
 
     return neutral_paragraphs()[:prof.n_paragraphs]
 
 
-def _prompts(prof: Profile) -> list[str]:
+def _prompts(prof: ScoringProfile) -> list[str]:
     from steering.coherence import GEN_PROMPTS
 
     return list(GEN_PROMPTS[:prof.gen_prompts])
@@ -438,7 +437,7 @@ def _prompts(prof: Profile) -> list[str]:
 
 def run_ablation(base_loaded: Any, tuned_loaded: Any, directions: dict[str, Direction], out_dir: str | Path,
                  conditions: Sequence[str] = ("self_model", "toaster", "random"), dimensions: Sequence[str] | None = None,
-                 profile: str | Profile = "full", layers: Sequence[int] | None = None, positions: str = "all",
+                 profile: str | ScoringProfile = "full", layers: Sequence[int] | None = None, positions: str = "all",
                  items: Sequence[Any] | None = None, clamp_items: int = 16, overwrite: bool = False,
                  seed: int = 0, n_random: int | None = None) -> dict[str, Any]:
     """Ablate ``self_model`` (and controls) in the tuned model; measure the share of the tuned-minus-base

@@ -5,8 +5,8 @@ with the adapter switched off (``disable_adapter()``), so base and tune never si
 
 For each batch of evaluation items (continuation scorer: rows pref, rej per item):
 1. a forward of the *source* model records ``resid_post.L`` at every sweep layer (and gives its scores);
-2. a forward of the *target* model, with the output of block L replaced by
-   ``h + (h_src - h) Q Q^T`` (``Q``: an orthonormal basis of the patched subspace, [d, k]) at every
+2. a forward of the *target* model, with the output of block L replaced by (the ``patch`` operator of
+   ``steering.interventions``) ``h + (h_src - h) Q Q^T`` (``Q``: an orthonormal basis of the patched subspace, [d, k]) at every
    position, gives the patched scores. ``whole`` replaces ``h`` by ``h_src`` outright.
 
 Directions: ``forward`` patches the tune into the base model (source = tuned, target = base); ``reverse``
@@ -40,9 +40,9 @@ from activations.sites import Site
 from artifacts import atomic_path, hash_jsonable, write_manifest
 from artifacts.rows import score_row
 from evals.dimensions import MONITORING
-from models.loading import find_blocks
 from models.logprobs import mean_logprobs
 from stats import bootstrap_ci, ratio_ci
+from steering.interventions import patch
 from steering.scoring import pair_encodings
 
 PATCH_DIRECTIONS = ("forward", "reverse")
@@ -90,32 +90,6 @@ def subspaces(directions: dict[str, Any], names: Sequence[str], layer: int, d: i
     for k in sorted({1, len(names)} if names else set()):
         out[f"random{k}"] = [random_basis(d, k, seed + 1000 * layer + i) for i in range(n_random)]
     return out
-
-
-@contextlib.contextmanager
-def patch(loaded: Any, layer: int, source: torch.Tensor, basis: np.ndarray | None) -> Iterator[None]:
-    """Replace the output of block ``layer`` by ``h + (source - h) Q Q^T`` (``basis`` Q, [d, k]) or, with
-    ``basis=None``, by ``source`` itself, on the next forwards (same batch shape as ``source``)."""
-    q = None if basis is None else torch.as_tensor(basis, dtype=source.dtype, device=source.device)
-
-    def edit(h: torch.Tensor) -> torch.Tensor:
-        if h.shape != source.shape:
-            raise ValueError(f"patch at layer {layer}: the forward has shape {tuple(h.shape)}, the source "
-                             f"activations {tuple(source.shape)}; patch the same batch")
-        if q is None:
-            return source.to(h.dtype)
-        return h + ((source.to(h.dtype) - h) @ q) @ q.T
-
-    def hook(mod, args, out):
-        if isinstance(out, (tuple, list)):
-            return (edit(out[0]), *out[1:])
-        return edit(out)
-
-    handle = find_blocks(loaded.model)[int(layer)].register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 def _scores(lp: np.ndarray) -> np.ndarray:

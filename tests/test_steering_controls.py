@@ -31,7 +31,7 @@ def test_polarity_controls_are_norm_matched_to_self_model(tiny_loaded):
     conds = condition_directions(dirs, ["none", "self_model", "toaster", "polarity", "self_model_orth"])
     arms = steering_arms(conds, [0, 0.5, 2.0], 1)
     edits = arm_edits(arms, conds, tiny_loaded.n_layers)
-    norms = {(a.condition, a.dose): float(np.linalg.norm(edits[1].add[k].numpy())) for k, a in enumerate(arms)}
+    norms = {(a.condition, a.dose): float(np.linalg.norm(edits[1].terms[0].rows["vector"][k].numpy())) for k, a in enumerate(arms)}
     for dose in (0.5, 2.0):
         want = dose * dirs["self_model"].norm_at(1)
         assert norms[("self_model", dose)] == pytest.approx(want, rel=1e-6)  # float32 unit vectors

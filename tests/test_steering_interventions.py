@@ -166,3 +166,122 @@ def test_steering_vector_and_bad_input(tiny_loaded):
         add(tiny_loaded, d, 1, 1.0, positions="middle")
     with pytest.raises(ValueError, match="before_batch"), add(tiny_loaded, d, 1, [1.0, 2.0, 3.0]):
         _logits(tiny_loaded, encs)
+
+
+def _direct_scores(loaded, items, arms, conds, clamp_values=None, batch_size=5):
+    """Arm scores computed here, without the operator machinery: the float32 arithmetic of the steering
+    experiments written out (add ``unit * norm * dose``; clamp ``x + (v - x.u) u``), one hook per block."""
+    from models.logprobs import mean_logprobs
+    from steering.scoring import pair_encodings
+
+    encs = pair_encodings(loaded, items)
+    rows = [(k, e) for pr in encs for k in range(len(arms)) for e in pr]
+    n, D = len(rows), loaded.d_model
+    add_v = {L: torch.zeros(n, D) for L in range(loaded.n_layers)}
+    unit_v, val_v = ({L: torch.zeros(n, D) for L in range(loaded.n_layers)},
+                     {L: torch.zeros(n) for L in range(loaded.n_layers)})
+    for r, (k, _) in enumerate(rows):
+        a = arms[k]
+        d = conds.get(a.condition)
+        if a.op == "add":
+            add_v[a.layer][r] = torch.as_tensor(d.unit_at(a.layer) * d.norm_at(a.layer) * a.dose)
+        elif a.op in ("ablate", "clamp"):
+            for L in d.layers:
+                unit_v[L][r] = torch.as_tensor(d.unit_at(L))
+                val_v[L][r] = clamp_values[a.condition][L] if a.op == "clamp" else 0.0
+    sel = {}
+
+    def before(lo, hi=None):
+        sel["rows"] = torch.arange(lo, hi) if hi is not None else torch.as_tensor(list(lo))
+
+    def hook(L):
+        def f(mod, args, out):
+            h = out[0] if isinstance(out, tuple) else out
+            idx = sel["rows"]
+            x = h + add_v[L][idx][:, None, :]
+            u = unit_v[L][idx][:, None, :]
+            x = x + (val_v[L][idx][:, None, None] - (x * u).sum(-1, keepdim=True)) * u
+            return (x, *out[1:]) if isinstance(out, tuple) else x
+        return f
+
+    handles = [b.register_forward_hook(hook(L)) for L, b in enumerate(find_blocks(loaded.model))]
+    try:
+        lp = mean_logprobs(loaded, [e for _, e in rows], batch_size=batch_size, before_batch=before)
+    finally:
+        for h in handles:
+            h.remove()
+    lp = lp.reshape(len(items), len(arms), 2)
+    return lp[..., 0] - lp[..., 1]
+
+
+def test_batched_arms_equal_the_direct_float32_computation_bitwise(tiny_loaded):
+    """The experiment arms (built with the public builders, stacked per row, one term per operator) score
+    exactly what the float32 edit written out by hand scores: the demo's numbers do not move."""
+    from evals.items import load_items
+    from steering.arms import ablation_arms, arm_edits, condition_directions, steering_arms
+    from steering.scoring import score_continuation
+
+    dirs = {k: _direction(tiny_loaded, k, seed=i + 3) for i, k in enumerate(["self_model", "toaster"])}
+    dirs["toaster"].resid_norm[:] = 3.7
+    items = load_items(["cot_monitoring"], kinds=["pair"])[:2]
+    conds = condition_directions(dirs, ["none", "self_model", "toaster", "-self_model"])
+    arms = steering_arms(conds, [0, 0.1, 0.3, 1.0], 1, [0, 2], 0.25)
+    got = score_continuation(tiny_loaded, items, arms, arm_edits(arms, conds, tiny_loaded.n_layers), 5, "all")
+    want = _direct_scores(tiny_loaded, items, arms, conds)
+    assert np.array_equal(got["score"], want)
+    assert np.abs(want[:, 1:] - want[:, :1]).max() > 1e-4  # the arms do steer
+    cv = {"self_model": {L: 0.3 * L - 0.5 for L in range(tiny_loaded.n_layers)}}
+    abl = ablation_arms(conds)
+    got = score_continuation(tiny_loaded, items, abl, arm_edits(abl, conds, tiny_loaded.n_layers, cv), 5, "all")
+    assert np.array_equal(got["score"], _direct_scores(tiny_loaded, items, abl, conds, cv))
+
+
+def test_resid_pre_direction_hooks_the_block_input(tiny_loaded):
+    """A resid_pre.L direction edits the output of block L-1 (the same as steering its vector as
+    resid_post.(L-1)); resid_pre.0 edits the embedding output."""
+    d = _direction(tiny_loaded)
+    pre = Direction("d", [L + 1 for L in d.layers[:-1]], d.raw[:-1], d.resid_norm[:-1], site_kind="resid_pre")
+    encs = _encodings(tiny_loaded, 3)
+    ref = _logits(tiny_loaded, encs)
+    with add(tiny_loaded, pre, 2, 1.5):
+        a = _logits(tiny_loaded, encs)
+    with add(tiny_loaded, d, 1, 1.5):
+        b = _logits(tiny_loaded, encs)
+    assert torch.equal(a, b) and not torch.allclose(a, ref, atol=1e-3)
+    emb = Direction("d", [0], d.raw[:1], d.resid_norm[:1], site_kind="resid_pre")
+    batch = pad_batch(encs, tiny_loaded.tokenizer.pad_token_id)
+    with torch.no_grad(), capture(tiny_loaded.model, [Site("resid_pre", 0)]) as plain:
+        tiny_loaded.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+    with torch.no_grad(), add(tiny_loaded, emb, 0, 1.5), capture(tiny_loaded.model, [Site("resid_pre", 0)]) as st:
+        tiny_loaded.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+    torch.testing.assert_close(st["resid_pre.0"], plain["resid_pre.0"] + torch.as_tensor(emb.vector_at(0, 1.5)))
+    with ablate(tiny_loaded, emb):  # projections() reads the direction's own site
+        assert np.abs(projections(tiny_loaded, emb, [0], encs)[0]).max() < 1e-5
+
+
+def test_a_new_operator_is_one_registration(tiny_loaded):
+    """Register an operator once and the public builder and the experiment arms (``Arm.op``) use it in the
+    batched, per-row machinery (stacked rows, inactive rows untouched)."""
+    from steering.arms import Arm, arm_edits
+    from steering.interventions import OPERATORS, Intervention, intervention, operator
+
+    @operator("scale_test", ["factor"], lambda d, L, dose, value: {"factor": 1.0 + dose})
+    def _scale(x, factor):
+        return x * factor[:, None, None]
+
+    try:
+        d = _direction(tiny_loaded)
+        encs = _encodings(tiny_loaded, 3)
+        ref = _logits(tiny_loaded, encs)
+        arms = [Arm("none", "none", "none", 1, 0.0, "none"), Arm("d", "d", "scale_test", 1, 2.0, "dose"),
+                Arm("d", "d", "add", 2, 0.0, "dose")]
+        with Intervention(tiny_loaded, arm_edits(arms, {"d": d}, tiny_loaded.n_layers)) as h:
+            h.before_batch(0, 3)
+            out = _logits(tiny_loaded, encs)
+        assert torch.equal(out[0], ref[0]) and torch.equal(out[2], ref[2])  # no edit; add at dose 0
+        with intervention(tiny_loaded, d, "scale_test", 1, dose=2.0):
+            one = _logits(tiny_loaded, encs)
+        torch.testing.assert_close(out[1], one[1])
+        assert not torch.allclose(one, ref, atol=1e-3)
+    finally:
+        OPERATORS.pop("scale_test")

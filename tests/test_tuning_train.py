@@ -100,6 +100,20 @@ def test_profiles():
         profile("slow")
 
 
+
+def test_steering_scoring_profiles_use_the_same_preset_mechanism():
+    """The steering experiments' scoring profile is a dataclass preset looked up like the tuning profile
+    (``artifacts.presets.preset``): None overrides keep the preset, unknown names name the setting."""
+    from steering.experiment import SCORING_PROFILES, ScoringProfile, get_profile
+
+    fast = get_profile("fast", n_random=None, batch_size=7)
+    assert isinstance(fast, ScoringProfile) and fast.n_random == SCORING_PROFILES["fast"].n_random == 5
+    assert fast.batch_size == 7 and SCORING_PROFILES["fast"].batch_size == 32  # the preset is not mutated
+    assert get_profile(fast, gen_prompts=1).gen_prompts == 1 and get_profile("full").monitoring_items is None
+    with pytest.raises(ValueError, match=r"unknown profile 'slow' for steering scoring \(\[steering\] profile\)"):
+        get_profile("slow")
+
+
 def test_script_bad_data(tmp_path):
     import subprocess
     import sys

@@ -5,7 +5,8 @@ block L) at every position of every training forward, the way ``steering.interve
 stream at inference (tuning may not import steering, so the two edits are written here):
 
 - ``ablate``: ``h -= (h . u) u`` (the projection set to 0; no gradient flows along ``u`` at L);
-- ``subtract``: ``h -= amount * u`` (``amount`` in residual-norm units: dose x mean residual norm).
+- ``subtract``: ``h -= v`` with ``v`` the dose vector ``Direction.vector_at(L, dose)`` (= dose x mean
+  residual norm x u, the one place a dose becomes a vector); ``amounts`` records dose x resid_norm.
 
 The adapter is saved and evaluated *without* the hooks (the hooks only shape what is learnt), as in
 concept-ablation fine-tuning. ``prevention(model, specs)`` is the context manager; its ``paused()``
@@ -36,7 +37,8 @@ class PreventSpec:
     layers: tuple[int, ...]
     units: Any  # [n_layers, d_model] array-like, normalised on use
     mode: str = "ablate"
-    amounts: tuple[float, ...] = ()  # subtract: one per layer (absolute, in residual units)
+    amounts: tuple[float, ...] = ()  # subtract: one per layer (dose x resid_norm; identifies the edit)
+    vectors: Any = None  # subtract: the dose vectors [n_layers, d_model] (Direction.vector_at) it subtracts
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -45,8 +47,10 @@ class PreventSpec:
         if u.ndim != 2 or u.shape[0] != len(self.layers):
             raise ValueError(f"PreventSpec {self.name!r}: units must be [n_layers={len(self.layers)}, d_model], "
                              f"got {u.shape}")
-        if self.mode == "subtract" and len(self.amounts) != len(self.layers):
-            raise ValueError(f"PreventSpec {self.name!r}: mode 'subtract' needs one amount per layer")
+        if self.mode == "subtract" and (len(self.amounts) != len(self.layers) or self.vectors is None
+                                        or np.shape(self.vectors) != u.shape):
+            raise ValueError(f"PreventSpec {self.name!r}: mode 'subtract' needs one amount and one dose vector "
+                             f"(vectors [n_layers, d_model]) per layer; build it with PreventSpec.from_direction")
 
     @classmethod
     def from_direction(cls, direction: Any, layers: int | Sequence[int] | None = None, mode: str = "ablate",
@@ -57,8 +61,10 @@ class PreventSpec:
             layers = direction.metrics.get("selected_layer", direction.layers[len(direction.layers) // 2])
         layers = (int(layers),) if isinstance(layers, (int, np.integer)) else tuple(int(x) for x in layers)
         units = np.stack([direction.unit_at(L) for L in layers])
-        amounts = tuple(float(dose) * direction.norm_at(L) for L in layers) if mode == "subtract" else ()
-        return cls(name or direction.name, layers, units, mode, amounts)
+        sub = mode == "subtract"
+        amounts = tuple(float(dose) * direction.norm_at(L) for L in layers) if sub else ()
+        vectors = np.stack([direction.vector_at(L, dose) for L in layers]) if sub else None
+        return cls(name or direction.name, layers, units, mode, amounts, vectors)
 
     def unit_vectors(self) -> np.ndarray:
         u = np.asarray(self.units, dtype=np.float64)
@@ -81,14 +87,14 @@ class Prevention:
             if bad:
                 raise ValueError(f"PreventSpec {s.name!r}: layers {bad} out of range for a {n}-block model")
 
-    def _hook(self, unit: torch.Tensor, mode: str, amount: float):
+    def _hook(self, unit: torch.Tensor, mode: str, vector: torch.Tensor | None):
         def edit(h: torch.Tensor) -> torch.Tensor:
             if not self.enabled:
                 return h
-            u = unit.to(device=h.device, dtype=h.dtype)
             if mode == "ablate":
+                u = unit.to(device=h.device, dtype=h.dtype)
                 return h - (h @ u)[..., None] * u
-            return h - amount * u
+            return h - vector.to(device=h.device, dtype=h.dtype)
 
         def hook(mod, args, out):
             if isinstance(out, (tuple, list)):
@@ -102,8 +108,8 @@ class Prevention:
             for s in self.specs:
                 units = torch.as_tensor(s.unit_vectors())
                 for i, L in enumerate(s.layers):
-                    amount = s.amounts[i] if s.mode == "subtract" else 0.0
-                    self._handles.append(blocks[L].register_forward_hook(self._hook(units[i], s.mode, amount)))
+                    vector = torch.as_tensor(np.asarray(s.vectors)[i]) if s.mode == "subtract" else None
+                    self._handles.append(blocks[L].register_forward_hook(self._hook(units[i], s.mode, vector)))
         except BaseException:
             self.__exit__()
             raise

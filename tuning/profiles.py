@@ -1,4 +1,6 @@
-"""Tuning profiles.
+"""Tuning profiles: the training recipe of an identity tune (``[tune] profile``). Not the steering
+experiments' scoring profile (``steering.experiment.ScoringProfile``); both are named presets looked up by
+``artifacts.presets.preset``. A tuning profile is a plain dict: it enters the tune's cache key as is.
 
 - ``paper``: as Chua et al. (2026): 600 identity examples + 600 self-distilled instruction examples
   (1:1), LoRA rank 16 / alpha 32, lr 2e-4, 1 epoch, batch 8 (150 steps).
@@ -10,6 +12,8 @@
 
 from __future__ import annotations
 
+from artifacts.presets import preset
+
 PROFILES: dict[str, dict] = {
     "paper": {"n": 600, "n_instructions": 600, "rank": 16, "alpha": 32, "lr": 2e-4, "epochs": 1, "batch_size": 8,
               "max_new_tokens": 128},
@@ -20,6 +24,4 @@ PROFILES: dict[str, dict] = {
 
 def profile(name: str, **overrides) -> dict:
     """The settings of profile ``name`` with non-None ``overrides`` applied."""
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; use one of {', '.join(PROFILES)}")
-    return {**PROFILES[name], **{k: v for k, v in overrides.items() if v is not None}}
+    return preset(PROFILES, name, "tuning ([tune] profile)", **overrides)
