@@ -164,6 +164,7 @@ class RunLayout:
         self.prevention = PreventionDir(self.root, "prevention")
         self.report = ReportDir(self.root, "report")
         self.judge = JudgeDir(self.root, "judge")
+        self.tunes = Folder(self.root, "tune")  # every tune's folder is under it
 
     @classmethod
     def of(cls, cfg: dict[str, Any]) -> RunLayout:
@@ -175,11 +176,13 @@ class RunLayout:
 
     def tune(self, name: str, seed: int | None = None) -> Folder:
         """A tune's folder: ``tune/<name>``, or ``tune/<name>/seed<k>`` in a run of several seeds (seed given)."""
-        return Folder(self.root, f"tune/{name}" + (f"/seed{seed}" if seed is not None else ""))
+        return Folder(self.root, f"{self.tunes.name}/{name}" + (f"/seed{seed}" if seed is not None else ""))
 
     def distill_cache(self, seed: int) -> Path:
         """The distilled instruction mix of ``[run] seed`` beside the (single-seed) tunes."""
-        return self.root / "tune" / f"instructions-s{seed}.jsonl"
+        from tuning.recipe import distill_cache_name
+
+        return self.tunes / distill_cache_name(seed)
 
     def stage_name(self, path: str | os.PathLike) -> str:
         """The stage that owns ``path`` (a folder under the run), e.g. ``tune/conscious/seed1``."""
