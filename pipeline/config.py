@@ -113,7 +113,6 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return cfg
 
 
-_DTYPES = ("auto", "float32", "bfloat16", "float16")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -132,6 +131,7 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
     """Raise ``ConfigError`` for the first bad value (names, ranges, paths, devices, scorer/condition names)."""
     from evals.dimensions import DIMENSIONS
     from evals.scorers import SCORERS
+    from models.loading import DTYPES
     from models.spec import EMBEDDED
     from probes.estimators import DIRECTION_SOURCES
     from probes.extract import BACKENDS
@@ -166,7 +166,7 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
             check_base(base)
         except ModelLoadError as exc:
             raise bad("model.base", base, str(exc).split(": ", 1)[1]) from None
-    one_of("model.dtype", m["dtype"], _DTYPES)
+    one_of("model.dtype", m["dtype"], ("auto", *DTYPES))
     dev = str(m["device"])
     if not re.match(r"^(auto|cpu|mps|cuda(:\d+)?)$", dev):
         raise bad("model.device", dev, "use auto, cpu, cuda, cuda:N or mps")

@@ -53,6 +53,10 @@ class Folder(os.PathLike):
     def path(self) -> Path:
         return self.root / self.name
 
+    def files(self) -> dict[str, Path]:
+        """{attribute: path} of every file the folder names (its manifest and stage record included)."""
+        return {k: getattr(self, k) for c in type(self).__mro__ for k, v in vars(c).items() if isinstance(v, _File)}
+
     def __fspath__(self) -> str:
         return str(self.path)
 
@@ -165,6 +169,11 @@ class RunLayout:
         self.report = ReportDir(self.root, "report")
         self.judge = JudgeDir(self.root, "judge")
         self.tunes = Folder(self.root, "tune")  # every tune's folder is under it
+
+    def folders(self) -> list[Folder]:
+        """The stage folders in stage order (not the tunes), then ``judge/``."""
+        return [self.contamination, self.identity, self.activations, self.probes, self.evals, self.ablation,
+                self.steering, self.profile, self.patching, self.prevention, self.report, self.judge]
 
     @classmethod
     def of(cls, cfg: dict[str, Any]) -> RunLayout:

@@ -112,6 +112,9 @@ def test_folder_at_any_path(tmp_path):
     assert s.judged.verdict == tmp_path / "x" / "steering" / "judged" / "verdict.csv"
     assert SteeringDir.verdict.filename == "verdict.csv"  # on the class: the bare file name
     assert s / "figures" == tmp_path / "x" / "steering" / "figures"
+    files = s.files()
+    assert files["verdict"] == s.verdict and files["manifest"] == s / "manifest.json" and files["record"] == s / "stage.json"
+    assert set(files) == {"results", "verdict", "effects", "coherence", "calibration", "rule", "manifest", "record"}
 
 
 def test_records_and_plots_are_sorted(tmp_path):

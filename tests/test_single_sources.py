@@ -8,6 +8,7 @@ from pipeline.config import DEFAULTS, ConfigError, load_config
 
 
 def test_config_defaults_and_checks_use_the_owners_constants():
+    from models.loading import DTYPES
     from models.spec import EMBEDDED
     from probes.estimators import DIRECTION_SOURCES
     from probes.extract import BACKENDS
@@ -20,6 +21,10 @@ def test_config_defaults_and_checks_use_the_owners_constants():
         assert load_config(overrides={"probes": {"direction_source": src}})["probes"]["direction_source"] == src
     for backend in BACKENDS:
         assert load_config(overrides={"probes": {"backend": backend}})["probes"]["backend"] == backend
+    for d in ("auto", *DTYPES):
+        assert load_config(overrides={"model": {"dtype": d}})["model"]["dtype"] == d
+    with pytest.raises(ConfigError, match="field 'model.dtype'.*use one of auto, " + ", ".join(DTYPES)):
+        load_config(overrides={"model": {"dtype": "int8"}})
     for r in READOUTS:
         assert load_config(overrides={"steering": {"scorer": r}})["steering"]["scorer"] == r
     with pytest.raises(ConfigError, match="field 'probes.direction_source'.*" + ", ".join(DIRECTION_SOURCES)):
