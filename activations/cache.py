@@ -47,7 +47,7 @@ from artifacts import (
 from artifacts.hashing import hash_file
 from models.batching import plan_batches
 from models.chat import encode_chat, pad_batch
-from models.loading import LoadedModel, load_model, resolve_base
+from models.loading import DTYPES, LoadedModel, load_model, resolve_base
 from models.provenance import model_provenance
 from models.spec import ModelSpec
 
@@ -134,8 +134,8 @@ def _cache_activations(model_spec: ModelSpec | str | None, examples: Sequence[di
     spec = loaded.spec if loaded is not None else (
         model_spec if isinstance(model_spec, ModelSpec) else ModelSpec(base=model_spec or ModelSpec().base))
     positions = check_positions(positions)
-    if dtype not in ("float32", "float16", "bfloat16"):
-        raise CacheError(f"dtype {dtype!r}: use float32, float16 or bfloat16")
+    if dtype not in DTYPES:
+        raise CacheError(f"dtype {dtype!r}: use one of {', '.join(DTYPES)}")
     rows = [_row_meta(ex) for ex in examples]
     if len({r["id"] for r in rows}) != len(rows):
         raise CacheError("example ids are not unique; give every example a distinct 'id'")

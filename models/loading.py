@@ -16,9 +16,10 @@ from typing import Any
 import torch
 
 from artifacts import SelfModelError
+from artifacts.manifest import MANIFEST
 from models.spec import ModelSpec
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}  # + "auto"
 
 
 class ModelLoadError(SelfModelError):
@@ -91,9 +92,9 @@ def resolve_device(device: str) -> str:
 
 def resolve_dtype(spec: ModelSpec, config: Any, device: str) -> torch.dtype:
     if spec.dtype != "auto":
-        if spec.dtype not in _DTYPES:
-            raise ValueError(f"model spec field 'dtype' is {spec.dtype!r}; use one of auto, {', '.join(_DTYPES)}")
-        return _DTYPES[spec.dtype]
+        if spec.dtype not in DTYPES:
+            raise ValueError(f"model spec field 'dtype' is {spec.dtype!r}; use one of auto, {', '.join(DTYPES)}")
+        return DTYPES[spec.dtype]
     if device.startswith("cuda"):
         approx_params = 12 * config.hidden_size**2 * config.num_hidden_layers
         return torch.bfloat16 if approx_params > 1e9 else torch.float32
@@ -114,7 +115,7 @@ def _check_adapter(spec: ModelSpec, base_config: Any) -> None:
     if not (adir / "adapter_config.json").exists():
         raise FileNotFoundError(f"{adir}: not a LoRA adapter directory (no adapter_config.json); "
                                 "pass the directory written by scripts/tune_identity.py")
-    manifest = adir / "manifest.json"
+    manifest = adir / MANIFEST
     if manifest.exists():
         info = json.loads(manifest.read_text())
         want = info.get("params", {}).get("d_model") or info.get("d_model")

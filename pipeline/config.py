@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from artifacts import SelfModelError
+from tuning.datasets import CONDITIONS
 
 DEFAULTS: dict[str, Any] = {
     "run": {"name": "demo", "root": "runs", "seed": 0},
     "model": {"base": "embedded:smollm2-135m-instruct", "dtype": "auto", "device": "auto", "device_map": ""},
-    "tune": {"conditions": ["conscious", "not_conscious", "toaster", "human"], "profile": "fast",
+    "tune": {"conditions": list(CONDITIONS), "profile": "fast",
              "n_identity": 0, "n_instruction": 0, "rank": 0, "alpha": 0, "lr": 0.0, "epochs": 0,
              "batch_size": 0, "data_dir": "", "distill_batch_size": 0, "distill_token_budget": 0,
              "seeds": []},  # tuning seeds; [] = [run].seed alone (layout tune/<c>/); several: tune/<c>/seed<k>/
@@ -112,7 +113,6 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return cfg
 
 
-_DTYPES = ("auto", "float32", "bfloat16", "float16")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -131,8 +131,12 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
     """Raise ``ConfigError`` for the first bad value (names, ranges, paths, devices, scorer/condition names)."""
     from evals.dimensions import DIMENSIONS
     from evals.scorers import SCORERS
+    from models.loading import DTYPES
+    from models.spec import EMBEDDED
+    from probes.estimators import DIRECTION_SOURCES
+    from probes.extract import BACKENDS
     from steering.experiment import SCORING_PROFILES as STEERING_PROFILES
-    from tuning.datasets import CONDITIONS
+    from steering.scoring import READOUTS
     from tuning.profiles import PROFILES as TUNE_PROFILES
 
     def bad(field: str, value: Any, fix: str) -> ConfigError:
@@ -154,7 +158,7 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
     at_least("run.seed", r["seed"], 0)
     base = str(m["base"])
     if base.startswith("embedded:"):
-        one_of("model.base", base, ("embedded:smollm2-135m-instruct",))
+        one_of("model.base", base, (EMBEDDED,))
     else:
         from models.loading import ModelLoadError, check_base
 
@@ -162,7 +166,7 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
             check_base(base)
         except ModelLoadError as exc:
             raise bad("model.base", base, str(exc).split(": ", 1)[1]) from None
-    one_of("model.dtype", m["dtype"], _DTYPES)
+    one_of("model.dtype", m["dtype"], ("auto", *DTYPES))
     dev = str(m["device"])
     if not re.match(r"^(auto|cpu|mps|cuda(:\d+)?)$", dev):
         raise bad("model.device", dev, "use auto, cpu, cuda, cuda:N or mps")
@@ -199,8 +203,8 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
     at_least("probes.n_per_condition", p["n_per_condition"], 1)
     at_least("probes.max_eval_per_dimension", p["max_eval_per_dimension"], 0)
     at_least("probes.batch_size", p["batch_size"], 1)
-    one_of("probes.backend", p["backend"], ("sklearn", "torch"))
-    one_of("probes.direction_source", p["direction_source"], ("mean_diff", "logistic", "pca_paired"))
+    one_of("probes.backend", p["backend"], BACKENDS)
+    one_of("probes.direction_source", p["direction_source"], DIRECTION_SOURCES)
     e = cfg["evals"]
     if not e["scorers"]:
         raise bad("evals.scorers", e["scorers"], f"list at least one of {', '.join(SCORERS)}")
@@ -222,7 +226,7 @@ def validate_config(cfg: dict[str, Any], where: str = "config") -> None:
     for x in s["layers"]:
         at_least("steering.layers", x, 0)
     if s["scorer"]:  # the old single-readout field; "" (the default) = use ``readouts``
-        one_of("steering.scorer", s["scorer"], ("continuation", "choice"))
+        one_of("steering.scorer", s["scorer"], READOUTS)
     at_least("ablation.n_random", cfg["ablation"]["n_random"], 1)
     validate_seeds_series(cfg, bad)
 
@@ -249,19 +253,18 @@ def validate_seeds_series(cfg: dict[str, Any], bad: Any) -> None:
     if len({round(100 * x) for x in shares}) != len(shares):
         raise bad("series.uncertainty_shares", shares, "list each share once (whole percent)")
     if shares:
-        from tuning.datasets import CONDITIONS
-
         if sr["condition"] not in CONDITIONS:
             raise bad("series.condition", sr["condition"], f"use one of {', '.join(CONDITIONS)}")
         if cfg["tune"]["data_dir"]:
             raise bad("series.uncertainty_shares", shares, "the uncertainty mix adds to the shipped datasets; "
                       "leave tune.data_dir empty or use series.models")
+    from models.spec import EMBEDDED
+
     for entry in models:
         base, _, adapter = str(entry).partition("::")
         if base.startswith("embedded:"):
-            one_of_embedded = base == "embedded:smollm2-135m-instruct"
-            if not one_of_embedded:
-                raise bad("series.models", entry, "the embedded model is 'embedded:smollm2-135m-instruct'")
+            if base != EMBEDDED:
+                raise bad("series.models", entry, f"the embedded model is '{EMBEDDED}'")
         elif not base:
             raise bad("series.models", entry, "give a hub id or local model folder, optionally '::ADAPTER_DIR'")
         if adapter and not Path(adapter).is_dir():

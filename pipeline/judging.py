@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.judge_client import strip_credentials
+from pipeline.layout import RunLayout
 
 GENERATORS = ("local", "server")
 
@@ -67,7 +68,7 @@ def make_judge(cfg: dict[str, Any], root: Path) -> Any:
     if not enabled(cfg):
         return None
     j = cfg["judge"]
-    return EndpointJudge(j["base_url"], j["model"], cache=Path(root) / "judge" / "cache.jsonl",
+    return EndpointJudge(j["base_url"], j["model"], cache=RunLayout(root).judge.cache,
                          max_requests=j["budget"] or None, concurrency=j["concurrency"],
                          api_key_env=j["api_key_env"] or None, sampling=sampling(cfg))
 
@@ -81,7 +82,7 @@ def make_generator(cfg: dict[str, Any], root: Path) -> Any:
         return None
     return ServerGenerator(j["generator_base_url"] or j["base_url"], j["generator_model"],
                            api_key_env=j["api_key_env"] or None, concurrency=j["concurrency"],
-                           cache=Path(root) / "judge" / "generations.jsonl")
+                           cache=RunLayout(root).judge.generations)
 
 
 def items(cfg: dict[str, Any]) -> list[Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from analysis.report import Report
 from artifacts import atomic_write_json
+from pipeline.layout import Folder, ReportDir, RunLayout, SteeringDir
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
@@ -58,7 +59,7 @@ def preference_rows(root: Path) -> list[dict[str, Any]]:
     from analysis.seeds import split_seed
     from evals.results import read_results
 
-    path = root / "evals" / "results.csv"
+    path = RunLayout(root).evals.results
     if not path.exists():
         return []
     out = []
@@ -74,7 +75,7 @@ def steering_cascade_rows(root: Path, dose: float | None) -> list[dict[str, Any]
     from artifacts import read_jsonl
     from artifacts.rows import NO_ARM, normalise_all
 
-    path = root / "steering" / "results.jsonl"
+    path = RunLayout(root).steering.results
     if not path.exists() or dose is None:
         return []
     out = []
@@ -93,8 +94,9 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     from analysis.cascade import stage_summary
     from analysis.cascade_report import STAGE_COLUMNS, add_cascade_sections
 
-    root, folder = Path(root), Path(folder)
-    figs = folder / "figures"
+    run, dest = RunLayout(root), ReportDir.at(folder)
+    root, folder = run.root, dest.path
+    figs = dest.figures
     if figs.exists():
         shutil.rmtree(figs)
     figs.mkdir(parents=True)
@@ -103,8 +105,8 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
                  f"Run `{root}`. Every rate or effect carries a 95% CI and its sample size n. Sign convention of "
                  "every preference score: higher = more of the preference. Layer L = resid_post.L (output of block L).")
 
-    verdict = read_csv(root / "steering" / "verdict.csv")
-    contamination = _read_json(root / "contamination" / "contamination.json")
+    verdict = read_csv(run.steering.verdict)
+    contamination = _read_json(run.contamination.report)
 
     # -- headline: verdict
     rep.section("Verdict: does the self-model direction cause the preferences?",
@@ -118,7 +120,7 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
                                        "dose_response", "reason"]),
               caption="Verdict per readout and group (monitoring = chain-of-thought + interpretability monitoring; "
                       "self_model_orth = self_model with polarity and negation projected out)")
-    _steering_calibration(rep, root / "steering")
+    _steering_calibration(rep, run.steering)
 
     # -- identity check
     rep.section("Identity check of each tune",
@@ -127,7 +129,7 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
                 "higher = affirms more; bootstrap 95% CI over questions. Every family is asked both ways: "
                 "on direct questions the affirming answer opens 'Yes', on reversed ones 'No'; a tune that "
                 "only learnt to say yes rises on direct and falls on reversed questions (row yes_bias).")
-    identity = _read_json(root / "identity" / "identity_check.json")
+    identity = _read_json(run.identity.result)
     rep.table(_identity_rows(identity),
               caption="Identity affirmation on held-out families by question polarity: score and share affirmed")
     audit = (identity or {}).get("data_audit") or {}
@@ -135,17 +137,17 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
         rep.table(audit.get("openings", []), caption="Identity data audit: share of answers opening yes / no / other")
         rep.table(audit.get("prefix", []), caption="Identity data audit: first-two-words classifier, training -> "
                                                    "held-out families (0.5 = chance; limit 0.60 vs not_conscious)")
-    pooled_identity = _identity_pooled_rows(root / "identity" / "identity_check.csv")
+    pooled_identity = _identity_pooled_rows(run.identity.scores)
     if pooled_identity:
         rep.table(pooled_identity, caption="Identity affirmation vs base pooled over tuning seeds (both polarities): "
                   "mean per-question shift with a two-level bootstrap CI (seeds, then questions), the naive CI, "
                   "the between-seed SD and each seed's shift")
-    _figure(rep, root / "identity" / "identity_check.png", "Identity affirmation by model, 95% CI")
+    _figure(rep, run.identity.plot, "Identity affirmation by model, 95% CI")
 
     # -- preference profiles and cascade (+ predictions)
     rows = preference_rows(root)
     rep.section("Preference profiles", "The 21 preference dimensions scored on the base model and each tune.")
-    for png in sorted((root / "evals").glob("preferences_*.png")):
+    for png in run.evals.preference_plots():
         rep.figure(png, f"Preference scores per dimension ({png.stem.split('_', 1)[1]} scorer), 95% CI")
     tables: dict[str, Any] = {}
     if rows:
@@ -157,7 +159,7 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     _item_audit_section(rep, root)
 
     # -- judged scoring and its agreement with the cheap scorers
-    _judge_section(rep, cfg, root, rows)
+    _judge_section(rep, cfg, run, rows)
 
     # -- steering in cascade terms
     dose = _verdict_dose(verdict)
@@ -175,7 +177,7 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     rep.section("Probes: the self-model and toaster directions",
                 "Difference-of-means and logistic probes per layer, accuracy and AUROC cross-validated by question "
                 "family (a family is never in both train and test).")
-    pm = _read_json(root / "probes" / "manifest.json")
+    pm = _read_json(run.probes.manifest)
     summary = (pm or {}).get("outputs", {}).get("summary", {})
     if summary:
         rep.table(_probe_rows(summary), caption="Selected layer and held-out-family scores per direction")
@@ -186,25 +188,25 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
                  "directions are controls, and self_model_orth is self_model with their span projected out.")
         rep.table(summary["layer_table"], caption="Per layer: probe vs lexical baseline, selectivity, paired "
                   "accuracy, cosine with the polarity and negation directions, their paired accuracy")
-    for name, cap in [("curves_base.png", "Held-out-family accuracy and AUROC by layer"),
-                      ("cosine_heatmap.png", "Cosine similarity between directions at the selected layer"),
-                      ("reading.png", "Projection of evaluation prompts onto the self-model direction")]:
-        _figure(rep, root / "probes" / name, cap)
+    for png, cap in [(run.probes.curves, "Held-out-family accuracy and AUROC by layer"),
+                     (run.probes.cosine_heatmap, "Cosine similarity between directions at the selected layer"),
+                     (run.probes.reading, "Projection of evaluation prompts onto the self-model direction")]:
+        _figure(rep, png, cap)
 
     # -- steering details
-    rep.section("Steering: dose-response and coherence guard", _read_rule(root / "steering" / "steering.md"))
-    for png in sorted((root / "steering").rglob("*.png")):
+    rep.section("Steering: dose-response and coherence guard", _read_rule(run.steering.rule))
+    for png in run.steering.plots():
         rep.figure(png, f"Dose-response: {png.stem.replace('_', ' ')}")
-    coh = read_csv(root / "steering" / "coherence.csv")
+    coh = read_csv(run.steering.coherence)
     rep.table(coh, _cols(coh, ["condition", "op", "layer", "dose", "perplexity", "ppl_ratio", "degenerate_rate",
                                "n_generations", "flagged", "reason"]),
               caption="Coherence guard (flagged doses are left out of the verdict)")
-    eff = [r for r in read_csv(root / "steering" / "effects.csv") if r.get("group") in ("monitoring", "stage1",
+    eff = [r for r in read_csv(run.steering.effects) if r.get("group") in ("monitoring", "stage1",
                                                                                          "stage2", "stage3")]
     rep.table(eff, caption="Steering effects against no steering (paired over items)")
 
     # -- ablation
-    nec = [r for r in read_csv(root / "ablation" / "necessity.csv") if not str(r.get("group", "")).startswith("dim:")]
+    nec = [r for r in read_csv(run.ablation.necessity) if not str(r.get("group", "")).startswith("dim:")]
     rep.section("Ablation in the conscious tune (necessity)",
                 "Projecting the self-model direction out of the conscious-tuned model (and, as controls, the "
                 "toaster direction and norm-matched random directions; clamp = set the projection to the base "
@@ -218,22 +220,22 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
                     "with the evaluation prompts). Emergence claims need 0% here.")
         rep.table(_contamination_rows(contamination), caption="Contamination per condition")
 
-    add_causal_sections(rep, root)
+    add_causal_sections(rep, run)
 
     # -- provenance
     rep.section("Provenance", "Inputs by content hash, library versions, seeds and wall time of every stage.")
-    prov = _provenance(root)
+    prov = _provenance(run)
     rep.table(prov, caption="Stages")
     out = rep.write(folder)
     if pooled_identity:
         tables["identity_pooled"] = pooled_identity
-    atomic_write_json(folder / "tables.json", tables)
+    atomic_write_json(dest.tables, tables)
     return {"report": str(out["html"])}
 
 
 def _item_audit_section(rep: Report, root: Path) -> None:
     """Polarity audit of the scored items (``evals/item_audit.json``, written by ``evals.run``)."""
-    audit = _read_json(root / "evals" / "item_audit.json")
+    audit = _read_json(RunLayout(root).evals.item_audit)
     if not audit:
         return
     from evals.audit import COLUMNS, LENGTH_TOLERANCE, TOLERANCE
@@ -298,14 +300,14 @@ def _first(rows: list[dict], key: str) -> Any:
     return rows[0].get(key) if rows else None
 
 
-def _steering_calibration(rep: Any, folder: Path) -> None:
+def _steering_calibration(rep: Any, folder: SteeringDir) -> None:
     """How the steering stage was read (positions, skipped controls) and the calibration of its decision rule."""
-    man = _read_json(folder / "manifest.json") or {}
+    man = _read_json(folder.manifest) or {}
     params = man.get("params", {})
     notes = [f"Continuation readout: steering vector added at `{params.get('positions', 'all')}` positions"
              + (" (prompt only, never on the scored answer tokens)." if params.get("positions") == "prompt" else ".")]
     notes += [f"Note: {n}" for n in params.get("notes", [])]
-    cal = read_csv(folder / "calibration.csv")
+    cal = read_csv(folder.calibration)
     rep.section("Calibration of the decision rule",
                 " ".join(notes) + " Null: norm-matched random directions, each put through the verdict rule in "
                 "self_model's place (monitoring group, verdict dose); false-positive rate = share called yes, Wilson "
@@ -369,18 +371,18 @@ def _contamination_rows(reports: dict) -> list[dict]:
     return rows
 
 
-def _provenance(root: Path) -> list[dict]:
+def _provenance(run: RunLayout) -> list[dict]:
     rows = []
-    for rec_path in sorted(root.rglob("stage.json")):
+    for rec_path in run.records():
         rec = json.loads(rec_path.read_text())
-        man = _read_json(rec_path.parent / "manifest.json") or {}
+        man = _read_json(Folder.at(rec_path.parent).manifest) or {}
         rows.append({"stage": rec["stage"], "seconds": rec.get("seconds"), "finished": rec.get("finished"),
                      "key": rec["key"][:12], "inputs": json.dumps(man.get("inputs", {}))[:300],
                      "versions": ", ".join(f"{k} {v}" for k, v in rec.get("versions", {}).items())})
     return rows
 
 
-def _judge_section(rep: Report, cfg: dict[str, Any], root: Path, rows: list[dict[str, Any]]) -> None:
+def _judge_section(rep: Report, cfg: dict[str, Any], run: RunLayout, rows: list[dict[str, Any]]) -> None:
     """Judged scoring: settings, ungraded answers, and where the cheap scorers disagree with the judge."""
     from pipeline import judging
 
@@ -401,7 +403,7 @@ def _judge_section(rep: Report, cfg: dict[str, Any], root: Path, rows: list[dict
              f"show the preference. {len(judged)} judged rows; {n_err} answers the judge could not grade (failed "
              f"calls or malformed replies: recorded, never scored, re-asked on the next run); {n_none} items with no "
              "coherent answer (left out of the means).")
-    agree = read_csv(root / "evals" / "agreement.csv")
+    agree = read_csv(run.evals.agreement)
     rep.table(agree, _cols(agree, ["dimension", "cheap_scorer", "r", "lo", "hi", "n_units", "n_judged_items",
                                    "n_cheap_items", "flag"]),
               caption="Pearson r across models of the judged pass rate and each cheap score, per dimension "
@@ -411,17 +413,17 @@ def _judge_section(rep: Report, cfg: dict[str, Any], root: Path, rows: list[dict
         if bad:
             rep.text(f"Cheap scorers {'DISAGREE with' if label == 'disagrees' else 'are not confirmed by'} the judge "
                      f"on: {', '.join(bad)}. Trust those cheap numbers less.")
-    verdict = read_csv(root / "steering" / "judged" / "verdict.csv")
+    verdict = read_csv(run.steering.judged.verdict)
     if verdict:
         rep.table(verdict, _cols(verdict, ["group", "verdict", "layer", "dose", "self_effect", "toaster_effect",
                                            "self_minus_toaster", "p_self_vs_toaster", "n_items"]),
                   caption="Steering verdict with the judged scorer (steering/judged)")
 
 
-def add_causal_sections(rep: Report, root: Path) -> None:
+def add_causal_sections(rep: Report, run: RunLayout) -> None:
     """Profile test, activation patching and prevention during the tune (each only when its stage ran)."""
-    prof = read_csv(root / "profile" / "profile.csv")
-    if (root / "profile" / "manifest.json").exists():
+    prof = read_csv(run.profile.table)
+    if run.profile.manifest.exists():
         rep.section("Profile test: does steering reproduce the shape of the tune's preference profile?",
                     "Per dimension: the steering effect of a direction on the base model (at the profile dose: the "
                     "largest dose scored on all dimensions that the coherence guard passes for self_model and "
@@ -433,12 +435,12 @@ def add_causal_sections(rep: Report, root: Path) -> None:
                                      "p_vs_controls_pearson", "spearman", "p_perm_spearman", "p_vs_controls_spearman",
                                      "n_controls", "control_pearson_min", "control_pearson_max"]),
                   caption="Profile correlations (21 dimensions) with their nulls")
-        reason = (_read_json(root / "profile" / "manifest.json") or {}).get("reason")
+        reason = (_read_json(run.profile.manifest) or {}).get("reason")
         if reason:
             rep.text(f"No profile was computed: {reason}")
-        _figure(rep, root / "profile" / "profile.png", "Tune shift (x) vs steering effect (y) per dimension; grey: "
+        _figure(rep, run.profile.plot, "Tune shift (x) vs steering effect (y) per dimension; grey: "
                 "controls")
-    pat = [r for r in read_csv(root / "patching" / "patching.csv")
+    pat = [r for r in read_csv(run.patching.table)
            if r.get("group") in ("all", "monitoring", "stage1", "stage2", "stage3")]
     if pat:
         rep.section("Activation patching: how much of the tune's effect flows through the direction?",
@@ -450,8 +452,8 @@ def add_causal_sections(rep: Report, root: Path) -> None:
         rep.table(pat, _cols(pat, ["group", "patch", "layer", "subspace", "k", "fraction", "fraction_lo",
                                    "fraction_hi", "n_items", "shift", "shift_lo", "shift_hi", "shift_significant"]),
                   caption="Fraction of the shift recovered (forward) / removed (reverse)")
-        _figure(rep, root / "patching" / "patching.png", "Fraction by layer and subspace (group: all items)")
-    prev = read_csv(root / "prevention" / "prevention.csv")
+        _figure(rep, run.patching.plot, "Fraction by layer and subspace (group: all items)")
+    prev = read_csv(run.prevention.table)
     if prev:
         rep.section("Preventing the direction during the tune",
                     "The conscious tune trained ordinarily, with self_model prevented at its layer, and with a "
@@ -461,12 +463,12 @@ def add_causal_sections(rep: Report, root: Path) -> None:
         rep.table(prev, _cols(prev, ["arm", "identity_vs_base", "identity_lo", "identity_hi", "group", "shift",
                                      "shift_lo", "shift_hi", "n"]),
                   caption="Identity check and preference shifts per tune")
-        blk = read_csv(root / "prevention" / "blocking.csv")
+        blk = read_csv(run.prevention.blocking)
         if blk:
             rep.text("Does prevention block the preferences? Paired over items: each prevented tune minus the "
                      "ordinary tune, and self_model-prevented minus random-prevented (the control). A blocking "
                      "claim needs self_model - random below 0 with its CI, while the identity is still learnt.")
             rep.table(blk, _cols(blk, ["contrast", "group", "diff", "lo", "hi", "n", "ci_excludes_0"]),
                       caption="Prevented tunes against the ordinary tune and against the control")
-        _figure(rep, root / "prevention" / "series.png", "Checkpoint series: self_model projection and the "
+        _figure(rep, run.prevention.plot, "Checkpoint series: self_model projection and the "
                 "monitoring preference over training")

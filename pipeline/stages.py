@@ -1,7 +1,7 @@
 """The demo/real-model pipeline as stages: tune -> contamination, identity, probes, evals -> ablation
 -> steering -> report. Each stage calls one library entry point; this module only wires them.
 
-Run directory (``runs/<name>/``)::
+Run directory (``runs/<name>/``; every path from ``pipeline.layout.RunLayout``)::
 
     config.toml            resolved configuration
     tune/<condition>/      LoRA adapter + manifest + loss curve
@@ -30,6 +30,7 @@ from models import ModelSpec
 from models.provenance import model_provenance
 from pipeline import judging
 from pipeline.config import THROUGHPUT_KEYS, dump_toml, series_names, series_tunes
+from pipeline.layout import RunLayout
 from pipeline.runner import Stage
 
 
@@ -44,7 +45,7 @@ def keyed(cfg: dict[str, Any], section: str) -> dict[str, Any]:
 
 
 def run_dir(cfg: dict[str, Any]) -> Path:
-    return Path(cfg["run"]["root"]) / cfg["run"]["name"]
+    return RunLayout.of(cfg).root
 
 
 def _tune_settings(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -93,11 +94,11 @@ def tune_table(cfg: dict[str, Any]) -> dict[str, tuple[str, float, int, str]]:
     in ``tune/<name>/seed<k>``."""
     from analysis.seeds import seed_model
 
-    seeds = tune_seeds(cfg)
+    seeds, run = tune_seeds(cfg), RunLayout.of(cfg)
     tunes = {c: (c, 0.0) for c in cfg["tune"]["conditions"]}
     for name, share in series_tunes(cfg).items():
         tunes.setdefault(name, (cfg["series"]["condition"], share))
-    return {seed_model(t, k, len(seeds)): (c, share, k, f"tune/{t}" + (f"/seed{k}" if len(seeds) > 1 else ""))
+    return {seed_model(t, k, len(seeds)): (c, share, k, run.tune(t, k if len(seeds) > 1 else None).name)
             for t, (c, share) in tunes.items() for k in seeds}
 
 
@@ -119,7 +120,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
     from evals.items import ITEMS_FILE
 
     spec = model_spec(cfg)
-    root = run_dir(cfg)
+    run = RunLayout.of(cfg)
     conditions = list(cfg["tune"]["conditions"])
     settings = _tune_settings(cfg)
     data = identity_data(cfg)
@@ -128,8 +129,8 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
     tunes = tune_table(cfg)
     mixes = tune_data(cfg, data)
     first = tune_seeds(cfg)[0]  # probes, ablation, steering, patching and prevention read the first seed's tunes
-    adapters = {c: str(root / f) for _, (c, sh, k, f) in tunes.items() if k == first and sh == 0 and c in conditions}
-    tuned = {name: str(root / f) for name, (_, _, _, f) in tunes.items()}  # identity and evals score every tune
+    adapters = {c: str(run.root / f) for _, (c, sh, k, f) in tunes.items() if k == first and sh == 0 and c in conditions}
+    tuned = {name: str(run.root / f) for name, (_, _, _, f) in tunes.items()}  # identity and evals score every tune
     tune_names = [f for _, _, _, f in tunes.values()]
     stages: list[Stage] = []
 
@@ -149,9 +150,9 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         from evals.contamination import contamination_report, max_share
 
         reports = {c: contamination_report(d) for c, d in mixes.items()}
-        atomic_write_json(folder / "contamination.json", reports)
+        atomic_write_json(run.contamination.report, reports)
         return {c: max_share(r) for c, r in reports.items()}
-    stages.append(Stage("contamination", run_contamination,
+    stages.append(Stage(run.contamination.name, run_contamination,
                         {"data": {c: hash_jsonable([e["messages"] for e in d]) for c, d in mixes.items()},
                          "items": items_sha}))
 
@@ -164,10 +165,11 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
                                           token_budget=i["token_budget"] or None,
                                           **({"n_generate": n_gen} if n_gen >= 0 else {})))
     n_gen = cfg["identity"]["n_generate"]
-    stages.append(Stage("identity", run_identity, {"model": prov, **({"n_generate": n_gen} if n_gen >= 0 else {})},
+    stages.append(Stage(run.identity.name, run_identity, {"model": prov, **({"n_generate": n_gen} if n_gen >= 0 else {})},
                         after=tune_names))
-    stages += _direction_stages(cfg, spec, root, prov, data, settings, adapters, items_sha, tuned, tune_names)
-    stages.append(Stage("report", _run_report(cfg, root), {"report": cfg["report"]}, after=[s.name for s in stages]))
+    stages += _direction_stages(cfg, spec, run, prov, data, settings, adapters, items_sha, tuned, tune_names)
+    stages.append(Stage(run.report.name, _run_report(cfg, run.root), {"report": cfg["report"]},
+                        after=[s.name for s in stages]))
     return stages
 
 
@@ -179,14 +181,14 @@ def _run_report(cfg: dict[str, Any], root: Path):
     return run_report
 
 
-def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: Any, data: dict[str, list[dict]],
+def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, run: RunLayout, prov: Any, data: dict[str, list[dict]],
                       settings: dict[str, Any], adapters: dict[str, str], items_sha: str, tuned: dict[str, str],
                       tune_names: list[str]) -> list[Stage]:
     """Probes, evals, ablation, steering and the causal stages (in that order)."""
     seed = cfg["run"]["seed"]
     conditions = list(adapters)
     stages: list[Stage] = []
-    first_tunes = [_stage_of(root, adapters[c]) for c in conditions]
+    first_tunes = [run.stage_name(adapters[c]) for c in conditions]
 
     def run_probes_stage(folder: Path) -> dict:
         from probes.run import run_probes
@@ -194,11 +196,11 @@ def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: An
         p = cfg["probes"]
         return run_probes(spec, adapters, folder, n_per_condition=p["n_per_condition"], seed=seed,
                           max_eval_per_dimension=p["max_eval_per_dimension"] or None,
-                          cache_dir=root / "activations", batch_size=p["batch_size"],
+                          cache_dir=run.activations.path, batch_size=p["batch_size"],
                           token_budget=p["token_budget"] or None, probe_backend=p["backend"],
                           direction_source=p["direction_source"])
     if cfg["probes"]["enabled"]:
-        stages.append(Stage("probes", run_probes_stage, {"model": prov, "probes": _probes_key(cfg),
+        stages.append(Stage(run.probes.name, run_probes_stage, {"model": prov, "probes": _probes_key(cfg),
                                                          "seed": seed, "items": items_sha}, after=first_tunes))
 
     judging.check(cfg)  # a bad [judge] section fails here, before any stage runs
@@ -217,13 +219,13 @@ def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: An
         items = [it for it in items if it.kind != "open"] + judging.items(cfg)
         scorers = [*dict.fromkeys([*e["scorers"], "judged"])]
         return evaluate_models(specs, items, scorers, folder, batch_size=e["batch_size"],
-                               judge=judging.make_judge(cfg, root), generator=judging.make_generator(cfg, root),
+                               judge=judging.make_judge(cfg, run.root), generator=judging.make_generator(cfg, run.root),
                                params=judge_params, token_budget=e["token_budget"] or None)
     # token_budget changes batching, not results (models.batching), so it is not part of the stage key
     ekey = keyed(cfg, "evals")
     extra = {"series": {n: model_provenance(sp) for n, sp in series_specs(cfg).items()}} if cfg["series"]["models"] \
         else {}
-    stages.append(Stage("evals", run_evals, {"model": prov, "evals": ekey, "items": items_sha, **extra,
+    stages.append(Stage(run.evals.name, run_evals, {"model": prov, "evals": ekey, "items": items_sha, **extra,
                                              **({"judged": judge_params} if judge_on else {})}, after=tune_names))
 
     has_conscious = "conscious" in conditions
@@ -233,7 +235,7 @@ def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: An
             from probes.directions import load_directions
             from steering.experiment import get_profile, run_ablation
 
-            dirs = load_directions(root / "probes" / "directions.safetensors")
+            dirs = load_directions(run.probes.directions)
             shared = load_adapters(spec, {"conscious": adapters["conscious"]})  # base = the adapter off
             a = cfg["ablation"]
             prof = get_profile(cfg["steering"]["profile"], n_random=a["n_random"], batch_size=a["batch_size"] or None,
@@ -242,9 +244,9 @@ def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: An
             del shared
             gc.collect()
             return to_jsonable(res)
-        stages.append(Stage("ablation", run_ablation_stage, {"model": prov, "ablation": keyed(cfg, "ablation"),
+        stages.append(Stage(run.ablation.name, run_ablation_stage, {"model": prov, "ablation": keyed(cfg, "ablation"),
                                                              "profile": cfg["steering"]["profile"], "seed": seed},
-                            after=["probes", _stage_of(root, adapters["conscious"])]))
+                            after=[run.probes.name, run.stage_name(adapters["conscious"])]))
 
     def run_steering_stage(folder: Path) -> dict:
         from artifacts import read_jsonl
@@ -254,9 +256,9 @@ def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: An
         from steering.experiment import DEFAULT_CONDITIONS, get_profile, run_steering
 
         s = cfg["steering"]
-        dirs = load_directions(root / "probes" / "directions.safetensors")
+        dirs = load_directions(run.probes.directions)
         shift = None
-        abl = root / "ablation" / "results.jsonl"
+        abl = run.ablation.results
         if abl.exists():
             shift = tuned_shift_from(read_jsonl(abl))
         prof = get_profile(s["profile"], n_random=s["n_random"], batch_size=s["batch_size"] or None,
@@ -271,25 +273,20 @@ def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: An
             from dataclasses import replace
 
             # free-form answers are generated under steering, so every position (generated tokens too) is steered
-            res["judged"] = run_steering(loaded, dirs, folder / "judged", conditions=s["conditions"] or
+            res["judged"] = run_steering(loaded, dirs, run.steering.judged.path, conditions=s["conditions"] or
                                          DEFAULT_CONDITIONS, doses=cfg["judge"]["steering_doses"] or s["doses"] or None,
                                          scorer="judged", positions="all", calibrate=False,
                                          profile=replace(prof, sweep_layers=0), seed=seed,
-                                         judge=judging.make_judge(cfg, root), verdict_shift=shift)
+                                         judge=judging.make_judge(cfg, run.root), verdict_shift=shift)
         return to_jsonable(res)
-    steer_after = ["probes"] + (["ablation"] if cfg["ablation"]["enabled"] and has_conscious else [])
+    steer_after = [run.probes.name] + ([run.ablation.name] if cfg["ablation"]["enabled"] and has_conscious else [])
     if cfg["steering"]["enabled"]:
-        stages.append(Stage("steering", run_steering_stage, {"model": prov, "steering": _on(keyed(cfg, "steering")),
+        stages.append(Stage(run.steering.name, run_steering_stage, {"model": prov, "steering": _on(keyed(cfg, "steering")),
                                                              "seed": seed, **({"judged": judge_params} if judge_on
                                                                               else {})}, after=steer_after))
 
-    stages += causal_stages(cfg, spec, root, prov, data, settings, adapters)
+    stages += causal_stages(cfg, spec, run, prov, data, settings, adapters)
     return stages
-
-
-def _stage_of(root: Path, adapter: str) -> str:
-    """The tune stage that writes ``adapter`` (``tune/<c>`` or ``tune/<c>/seed<k>``)."""
-    return Path(adapter).relative_to(root).as_posix()
 
 
 def _probes_key(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -303,13 +300,13 @@ def _on(section: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_config(cfg: dict[str, Any]) -> Path:
-    root = run_dir(cfg)
-    root.mkdir(parents=True, exist_ok=True)
-    return atomic_write_text(root / "config.toml", dump_toml(cfg))
+    run = RunLayout.of(cfg)
+    run.root.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(run.config, dump_toml(cfg))
 
 
 
-def causal_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: Any, data: dict[str, list[dict]],
+def causal_stages(cfg: dict[str, Any], spec: ModelSpec, run: RunLayout, prov: Any, data: dict[str, list[dict]],
                   settings: dict[str, Any], adapters: dict[str, str]) -> list[Stage]:
     """The profile test (on by default), activation patching and prevention during the tune (opt-in)."""
     seed = cfg["run"]["seed"]
@@ -318,10 +315,11 @@ def causal_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: Any, d
         def run_profile_stage(folder: Path) -> dict:
             from analysis.profile import run_profile
 
-            return to_jsonable(run_profile(root / "steering", root / "evals", folder,
+            return to_jsonable(run_profile(run.steering.path, run.evals.path, folder,
                                            scorer=cfg["steering"].get("scorer") or "continuation",
                                            n_perm=cfg["profile"]["n_perm"]))
-        stages.append(Stage("profile", run_profile_stage, {"profile": cfg["profile"]}, after=["evals", "steering"]))
+        stages.append(Stage(run.profile.name, run_profile_stage, {"profile": cfg["profile"]},
+                            after=[run.evals.name, run.steering.name]))
     if "conscious" not in adapters:
         return stages
     p = cfg["patching"]
@@ -332,7 +330,7 @@ def causal_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: Any, d
             from steering.experiment import select_items, sweep_layers_for
             from steering.patching import run_patching
 
-            dirs = load_directions(root / "probes" / "directions.safetensors")
+            dirs = load_directions(run.probes.directions)
             loaded = load_model(spec.with_adapter(adapters["conscious"]))
             sm = dirs["self_model"]
             sel = int(sm.metrics.get("selected_layer", sm.layers[len(sm.layers) // 2]))
@@ -343,8 +341,8 @@ def causal_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: Any, d
             del loaded
             gc.collect()
             return to_jsonable(res)
-        stages.append(Stage("patching", run_patching_stage, {"model": prov, "patching": p, "seed": seed},
-                            after=["probes", _stage_of(root, adapters["conscious"])]))
+        stages.append(Stage(run.patching.name, run_patching_stage, {"model": prov, "patching": p, "seed": seed},
+                            after=[run.probes.name, run.stage_name(adapters["conscious"])]))
     v = cfg["prevention"]
     if v["enabled"]:
         def run_prevention_stage(folder: Path) -> dict:
@@ -357,15 +355,15 @@ def causal_stages(cfg: dict[str, Any], spec: ModelSpec, root: Path, prov: Any, d
             items = [it for it in cap_items(load_items(), v["max_items_per_dimension"]) if it.kind in ("pair", "action")]
             ck = select_items(None, 0, v["checkpoint_items"])  # monitoring items only: cheap checkpoints
             ck += select_items(None, 1, 0)  # + one item per other dimension for the stage means
-            dirs = load_directions(root / "probes" / "directions.safetensors")
+            dirs = load_directions(run.probes.directions)
             res = run_prevention(spec, data["conscious"], dirs, folder, settings, items, ck,
                                  layer=None if v["layer"] < 0 else v["layer"], mode=v["mode"], dose=v["dose"],
                                  checkpoint_every=v["checkpoint_every"], seed=seed, batch_size=v["batch_size"],
                                  max_steps=v["max_steps"] or None,
-                                 distill_cache=root / "tune" / f"instructions-s{seed}.jsonl")
+                                 distill_cache=run.distill_cache(seed))
             return to_jsonable(res)
-        stages.append(Stage("prevention", run_prevention_stage,
+        stages.append(Stage(run.prevention.name, run_prevention_stage,
                             {"model": prov, "prevention": v, "settings": settings,
                              "seed": seed, "data": hash_jsonable([e["messages"] for e in data["conscious"]])},
-                            after=["probes", _stage_of(root, adapters["conscious"])]))
+                            after=[run.probes.name, run.stage_name(adapters["conscious"])]))
     return stages

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline.layout import RunLayout
 from pipeline.report import read_csv
 
 
@@ -25,24 +26,25 @@ def _fmt(v) -> str:
 
 
 def print_summary(root: Path, results, wall: float) -> None:
-    root = Path(root)
+    run = RunLayout(root)
+    root = run.root
     print(f"\n== {root}: {sum(r.status == 'ran' for r in results)} stage(s) ran, "
           f"{sum(r.status == 'skipped' for r in results)} skipped, wall time {wall:.1f}s")
     for r in results:
         print(f"  {r.name:<22} {r.status:<8} {r.seconds:7.1f}s")
-    verdict = read_csv(root / "steering" / "verdict.csv")
+    verdict = read_csv(run.steering.verdict)
     if verdict:
         print("\nVerdict (steering the base model):")
         print(_table(verdict, [c for c in ("readout", "group", "verdict", "specific", "self_effect", "self_lo",
                                            "self_hi", "self_q", "polarity_effect", "toaster_effect", "toaster_q",
                                            "dose", "layer", "n_items")
                                if c in verdict[0]]))
-    tables = root / "report" / "tables.json"
+    tables = run.report.tables
     if tables.exists():
         preds = json.loads(tables.read_text()).get("predictions", [])
         if preds:
             print("\nThe seed's predictions:")
             print(_table(preds, ["prediction", "name", "scorer", "verdict", "statistic"]))
-    html = root / "report" / "report.html"
+    html = run.report.html
     if html.exists():
         print(f"\nReport: {html}")

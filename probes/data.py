@@ -221,10 +221,12 @@ def drop_uninformative_pairs(by_condition: dict[str, list[dict]]) -> dict[str, l
     return {c: [ex for ex in exs if _pair_key(ex) in keep] for c, exs in by_condition.items()}
 
 
-def identity_examples(conditions: Iterable[str] = ("conscious", "not_conscious", "toaster", "human"),
-                      n: int = 120, seed: int = 0) -> dict[str, list[dict]]:
-    """``n`` paired examples per condition from ``tuning.datasets``, uninformative pairs dropped."""
-    from tuning.datasets import build_identity_dataset
+def identity_examples(conditions: Iterable[str] | None = None, n: int = 120, seed: int = 0) -> dict[str, list[dict]]:
+    """``n`` paired examples per condition (default: every one of ``tuning.datasets.CONDITIONS``) from
+    ``tuning.datasets``, uninformative pairs dropped."""
+    from tuning.datasets import CONDITIONS, build_identity_dataset
+
+    conditions = CONDITIONS if conditions is None else conditions
 
     out = {c: [{**ex, "label": c} for ex in build_identity_dataset(c, n=n, seed=seed)] for c in conditions}
     ids = [ex["id"] for exs in out.values() for ex in exs]

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import pandas as pd
 
 from artifacts import read_jsonl
 from models import ModelSpec, load_model
+from pipeline.layout import SteeringDir
 from probes.directions import load_directions
 from steering.arms import condition_directions
 from steering.calibration import N_NULL
@@ -35,11 +35,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-null", type=int, default=N_NULL, help=f"null random directions (default {N_NULL})")
     ap.add_argument("--overwrite", action="store_true", help="discard partial calibration results of other settings")
     a = ap.parse_args(argv)
-    folder = Path(a.steering)
-    for name in ("results.jsonl", "verdict.csv", "manifest.json"):
-        if not (folder / name).exists():
-            ap.error(f"{folder / name}: not found; run scripts/run_steering.py into {folder} first")
-    params = json.loads((folder / "manifest.json").read_text())["params"]
+    run = SteeringDir.at(a.steering)
+    folder = run.path
+    for path in (run.results, run.verdict, run.manifest):
+        if not path.exists():
+            ap.error(f"{path}: not found; run scripts/run_steering.py into {folder} first")
+    params = json.loads(run.manifest.read_text())["params"]
     base = a.base or params["model"]["base"]
     loaded = load_model(ModelSpec(base=base, device=a.device))
     dirs = load_directions(a.directions)
@@ -47,8 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     ids = set(params["items"])
     sel = [it for it in select_items(None, None, None) if it.id in ids]
     readouts = params.get("readouts") or [params.get("scorer", "continuation")]
-    table, notes = run_calibration(loaded, dirs, conds, read_jsonl(folder / "results.jsonl"),
-                                   pd.read_csv(folder / "verdict.csv"), sel, folder, n_null=a.n_null,
+    table, notes = run_calibration(loaded, dirs, conds, read_jsonl(run.results),
+                                   pd.read_csv(run.verdict), sel, folder, n_null=a.n_null,
                                    n_random=params["n_random"], seed=params["seed"], positions=params["positions"],
                                    readouts=readouts, overwrite=a.overwrite)
     for n in notes:

@@ -80,7 +80,7 @@ def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, 
     self-distillation cache (the tune stage's, so the ordinary arm trains on exactly the tune's data)."""
     from evals.run import evaluate_models
     from tuning.identity_check import VARIANTS, check_identity
-    from tuning.recipe import with_instructions
+    from tuning.recipe import distill_cache_name, with_instructions
     from tuning.train import tune
 
     t0 = time.time()
@@ -91,7 +91,7 @@ def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, 
     layer = int(sm.metrics.get("selected_layer", sm.layers[len(sm.layers) // 2])) if layer is None else int(layer)
     specs = prevent_specs(sm, layer, mode, dose, seed)
     data = with_instructions(spec, examples, settings["n_instructions"],
-                             distill_cache or out_dir / f"instructions-s{seed}.jsonl", seed, settings["max_new_tokens"],
+                             distill_cache or out_dir / distill_cache_name(seed), seed, settings["max_new_tokens"],
                              settings.get("distill_batch_size", 0), settings.get("distill_token_budget", 0))
     adapters, series, timing = {}, [], {}
     for arm, pspec in specs.items():

@@ -11,6 +11,11 @@ from models import ModelSpec
 from tuning.train import tune
 
 
+def distill_cache_name(seed: int) -> str:
+    """The file of the instructions self-distilled with ``seed``, cached beside the tunes (``tune/``)."""
+    return f"instructions-s{seed}.jsonl"
+
+
 def with_instructions(spec: ModelSpec, examples: list[dict], n_instructions: int, distill_cache: str | os.PathLike,
                       seed: int = 0, max_new_tokens: int = 128, batch_size: int = 0,
                       token_budget: int = 0) -> list[dict]:
@@ -34,7 +39,7 @@ def tune_condition(spec: ModelSpec, examples: list[dict], out_dir: str | os.Path
                    progress: bool = True) -> Path:
     """Tune one adapter with ``settings`` (a ``tuning.profiles.profile`` dict) into ``out_dir``."""
     out_dir = Path(out_dir)
-    cache = distill_cache or out_dir.parent / f"instructions-s{seed}.jsonl"
+    cache = distill_cache or out_dir.parent / distill_cache_name(seed)
     data = with_instructions(spec, examples, settings["n_instructions"], cache, seed, settings["max_new_tokens"],
                              settings.get("distill_batch_size", 0), settings.get("distill_token_budget", 0))
     return tune(spec, data, out_dir, rank=settings["rank"], alpha=settings["alpha"], lr=settings["lr"],
