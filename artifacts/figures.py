@@ -10,7 +10,7 @@
 - ``ci_err(est, lo, hi)`` and ``CI_WHISKERS`` / ``CI_BAND_ALPHA``: how a 95% CI is drawn (whiskers on bars
   and points, a shaded band around lines); NaN estimates or bounds are drawn as gaps, never as zero;
 - ``bars(ax, xs, series)``: side-by-side bars with CI whiskers, one per series at each x;
-- ``zero_line`` and ``legend_outside`` (legends right of the axes, never over the data);
+- ``layer_axis`` (layer label, integer ticks), ``integer_ticks``, ``zero_line`` and ``legend_outside`` (legends right of the axes, never over the data);
 - axis wording: ``HIGHER`` ("higher = more of the preference"), ``DOSE_LABEL``, ``LAYER_LABEL``.
 
 matplotlib is imported on the first call, not when this module is, so importing ``artifacts`` stays cheap.
@@ -44,7 +44,7 @@ COLOURS = {
     "human": "#D55E00",
     "polarity": "#CC79A7",
     "random": "#999999",
-    "ordinary": "#F0E442",
+    "ordinary": "#8C564B",
     "base": "#333333", "none": "#333333",
 }
 STAGE_SHADES = {1: "#e8f0fb", 2: "#fdf1e0", 3: "#fbe6e6"}  # background of the cascade stages 1-3
@@ -90,8 +90,8 @@ def save_figure(fig: Any, path: str | os.PathLike) -> Path:
 
 def family(name: Any) -> str:
     """The colour family of a condition / direction / model name: ``random7`` -> ``random``,
-    ``conscious.seed1`` -> ``conscious``, ``self_model (logistic)`` -> ``self_model``."""
-    s = str(name).split(" (")[0]
+    ``conscious.seed1`` -> ``conscious``, ``self_model (logistic)`` and ``self_model@conscious`` -> ``self_model``."""
+    s = str(name).split(" (")[0].split("@")[0]
     s = re.sub(r"\.seed\d+$", "", s)
     if s not in COLOURS:
         s = re.sub(r"\d+$", "", s)
@@ -135,6 +135,19 @@ def bars(ax: Any, xs: Sequence[float], series: Mapping[Any, tuple[Sequence, Sequ
         pos = xs + (j - (len(series) - 1) / 2) * w
         ax.bar(pos, np.where(np.isfinite(est), est, 0.0), w * 0.95, yerr=ci_err(est, lo, hi), label=str(label),
                color=colours.get(label), error_kw=CI_WHISKERS, zorder=2)
+
+
+def integer_ticks(ax: Any) -> None:
+    """Integer ticks on the x axis (layers, steps)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def layer_axis(ax: Any) -> None:
+    """Label the x axis as the layer (``LAYER_LABEL``) with integer ticks."""
+    ax.set_xlabel(LAYER_LABEL)
+    integer_ticks(ax)
 
 
 def zero_line(ax: Any, y: float = 0.0, **kw: Any) -> None:

@@ -77,7 +77,7 @@ def grouped_bars(rows: Sequence[dict], out_path: str | os.PathLike, *, category:
             raise ValueError(f"grouped_bars: two rows for {category}={key[0]!r}, {group}={key[1]!r}; filter the "
                              "rows to one scorer (or other extra key) first")
         table[key] = r
-    fig, ax = new_figure(size=(max(6.0, 0.35 * len(cats) * max(1.5, len(groups) * 0.6) + 2), 4.8))
+    fig, ax = new_figure(size=(min(16.0, max(6.0, 0.35 * len(cats) * max(1.5, len(groups) * 0.6) + 2)), 4.8))
     names = {**STAGE_NAMES, **(stage_names or {})}
     for s in sorted(set(stage_of.values())):
         idx = [i for i, c in enumerate(cats) if stage_of.get(c) == s]

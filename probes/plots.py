@@ -9,7 +9,7 @@ import numpy as np
 
 from artifacts.figures import (
     CI_BAND_ALPHA,
-    LAYER_LABEL,
+    layer_axis,
     legend_outside,
     new_figure,
     palette,
@@ -43,7 +43,7 @@ def plot_layer_curves(directions: list[Direction], path: str | os.PathLike, titl
     for ax, key in zip(axes, ("accuracy", "AUROC")):
         zero_line(ax, 0.5, ls="--", color="grey")
         ax.set_ylim(0.3, 1.02)
-        ax.set_xlabel(LAYER_LABEL)
+        layer_axis(ax)
         ax.set_ylabel(f"held-out-family {key} (chance = 0.5)")
         ax.set_title(f"Probe {key} on held-out families, by layer (95% CI)")
     legend_outside(axes[1], fontsize=7, title="direction (probe)")

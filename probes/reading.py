@@ -21,8 +21,8 @@ import numpy as np
 from activations import ActivationCache
 from artifacts.figures import (
     CI_BAND_ALPHA,
-    LAYER_LABEL,
     bars,
+    layer_axis,
     legend_outside,
     new_figure,
     palette,
@@ -104,7 +104,7 @@ def plot_reading(rows: list[dict], layer: int, path: str | os.PathLike, group: s
                              linewidth=0)
     zero_line(axes[1])
     axes[1].axvline(layer, color="grey", ls=":")
-    axes[1].set_xlabel(LAYER_LABEL)
+    layer_axis(axes[1])
     axes[1].set_ylabel(f"{what}, all prompts (95% CI)")
     axes[1].set_title(f"{direction} by layer (dotted: layer {layer})")
     legend_outside(axes[1], title="model")

@@ -223,8 +223,8 @@ def plot_fractions(table: pd.DataFrame, path: str | Path) -> Path | None:
     """Fraction recovered (forward) / removed (reverse) by layer, one line per subspace, group ``all``."""
     from artifacts.figures import (
         CI_WHISKERS,
-        LAYER_LABEL,
         ci_err,
+        layer_axis,
         legend_outside,
         new_figure,
         palette,
@@ -245,7 +245,7 @@ def plot_fractions(table: pd.DataFrame, path: str | Path) -> Path | None:
                         ls="--" if name.startswith("random") else "-", **{**CI_WHISKERS, "ecolor": colours[name]})
         ax.axhline(0, color="black", lw=0.5)
         ax.axhline(1, color="grey", lw=0.5, ls=":")
-        ax.set_xlabel(LAYER_LABEL)
+        layer_axis(ax)
         what = "recovered" if direction == "forward" else "removed"
         ax.set_ylabel(f"fraction of the tune's shift {what} (1 = all)")
         ax.set_title(f"{direction}: " + ("tune patched into base" if direction == "forward" else

@@ -40,7 +40,7 @@ def _line(ax, sub: pd.DataFrame, label: str | None, **kw) -> None:
 
 def _axes(ax, tag: str, title: str) -> None:
     zero_line(ax)
-    ax.set(xlabel=DOSE_LABEL, ylabel=f"effect vs no steering ({_unit(tag)}; {HIGHER})", title=title)
+    ax.set(xlabel=DOSE_LABEL, ylabel=f"effect vs no steering ({_unit(tag)})\n{HIGHER}", title=title)
 
 
 def plot_dose_response(eff: pd.DataFrame, out_dir: str | Path, tag: str = "") -> dict[str, Path]:
@@ -65,7 +65,7 @@ def plot_dose_response(eff: pd.DataFrame, out_dir: str | Path, tag: str = "") ->
         paths[f"dose_response_{fam}{tag}"] = save_figure(fig, out_dir / f"dose_response_{fam.replace('-', 'neg_')}{tag}.png")
     mon = d[d["group"] == "monitoring"]
     if len(mon):
-        fig, ax = new_figure(size=(6, 4))
+        fig, ax = new_figure(size=(6.5, 4))
         conds = sorted(mon["condition"].unique())
         colours = palette(conds)
         n_rnd = mon.loc[mon["family"] == "random", "condition"].nunique()
@@ -74,7 +74,7 @@ def plot_dose_response(eff: pd.DataFrame, out_dir: str | Path, tag: str = "") ->
             label = cond if not rnd else f"random ({n_rnd} seeds)" if cond == "random0" else None
             style = {"color": colour("random"), "alpha": 0.5, "lw": 0.8} if rnd else {"color": colours[cond]}
             _line(ax, mon[mon["condition"] == cond], label, **style)
-        _axes(ax, tag, f"Monitoring resistance (cot + interp) by direction and dose ({readout}; 95% CI)")
+        _axes(ax, tag, f"Monitoring resistance (cot + interp) by direction\nand dose ({readout}; 95% CI)")
         legend_outside(ax, title="direction")
         paths[f"dose_response_monitoring{tag}"] = save_figure(fig, out_dir / f"dose_response_monitoring{tag}.png")
     return paths

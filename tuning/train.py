@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from artifacts import InputError, hash_jsonable, read_manifest, write_manifest
-from artifacts.figures import colour, new_figure, save_figure
+from artifacts.figures import colour, integer_ticks, new_figure, save_figure
 from models import ModelSpec, encode_chat, load_model, pad_batch
 
 STAGE = "tune"
@@ -86,6 +86,7 @@ def _plot_loss(log: list[dict], path: Path) -> None:
     fig, ax = new_figure(size=(5, 3.2))
     ax.plot([r["step"] for r in log], [r["loss"] for r in log], lw=1, color=colour("base"))
     ax.set_xlabel("optimiser step")
+    integer_ticks(ax)
     ax.set_ylabel("answer-token loss (nats/token)")
     ax.set_title(f"Training loss: {path.parent.name.lstrip('.').split('.')[0] or 'tune'}")
     save_figure(fig, path)
