@@ -47,7 +47,8 @@ def grouped_bars(rows: Sequence[dict], out_path: str | os.PathLike, *, category:
                  reference: float | None = None) -> Path:
     """Bars of ``value`` per ``category`` (x axis) and ``group`` (one bar each), whiskers from ``lo``/``hi``
     (default ``<value>_lo``/``<value>_hi``). With ``stage``, categories are ordered and shaded by stage.
-    ``category_labels``: tick text per category; ``reference``: a dashed line at that value (e.g. chance)."""
+    ``category_labels``: tick text per category (dimensions: their titles and ``DIMENSIONS`` order by default);
+    ``reference``: a dashed line at that value (e.g. chance)."""
     lo, hi = lo or f"{value}_lo", hi or f"{value}_hi"
     rows = [r for r in rows if category in r and group in r]
     if not rows:
@@ -57,6 +58,9 @@ def grouped_bars(rows: Sequence[dict], out_path: str | os.PathLike, *, category:
         for r in rows:
             if r.get(stage) is not None:
                 stage_of.setdefault(r[category], int(r[stage]))
+    if category == "dimension":  # the dimensions' own order and titles unless told otherwise
+        category_order = list(DIMENSIONS) if category_order is None else category_order
+        category_labels = {k: d.title for k, d in DIMENSIONS.items()} if category_labels is None else category_labels
     cats = _order([r[category] for r in rows], category_order)
     if stage_of:
         cats.sort(key=lambda c: stage_of.get(c, 99))  # stable: keeps the given order within a stage
@@ -114,8 +118,6 @@ def plot_dimensions(summary: Sequence[dict[str, Any]], path: str | os.PathLike, 
     if not rows:
         raise ValueError(f"plot_dimensions: no summary rows for scorer {scorer!r}")
     return grouped_bars(rows, path, group=group, value="estimate", lo="lo", hi="hi",
-                        group_order=sorted({r[group] for r in rows}, key=str), category_order=list(DIMENSIONS),
-                        category_labels={k: d.title for k, d in DIMENSIONS.items()},
-                        reference=0.5 if scorer == "choice" else None,
+                        group_order=sorted({r[group] for r in rows}, key=str), reference=0.5 if scorer == "choice" else None,
                         ylabel=f"{UNITS.get(scorer, 'score')}\n({HIGHER})",
                         title=title or f"Emergent preferences per dimension ({scorer} scorer; 95% CI)")
