@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from artifacts import atomic_write_text
-from artifacts.figures import new_figure, save_figure
 from probes.directions import Direction
 
 
@@ -86,23 +85,3 @@ def write_csv(path: str | os.PathLike, rows: list[dict]) -> Path:
         w.writeheader()
         w.writerows(rows)
     return atomic_write_text(path, buf.getvalue())
-
-
-def plot_cosine_heatmap(directions: list[Direction], layer: int, path: str | os.PathLike) -> Path:
-    """Cosine similarity of every pair of directions at ``resid_post.layer`` (diverging colours, -1..1)."""
-    M = cosine_matrix(directions, layer)
-    names = [d.name for d in directions]
-    k = len(names)
-    fig, ax = new_figure(size=(max(6.0, 2.0 + 0.55 * k), max(5.0, 1.6 + 0.5 * k)))
-    im = ax.imshow(M, vmin=-1, vmax=1, cmap="RdBu_r")
-    ax.grid(False)
-    ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(k), names, fontsize=7)
-    if k <= 16:
-        for i in range(k):
-            for j in range(k):
-                ax.text(j, i, f"{M[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if abs(M[i, j]) > 0.7 else "black")
-    ax.set_title(f"Cosine similarity between directions at resid_post.{layer}")
-    fig.colorbar(im, ax=ax, shrink=0.8, label="cosine")
-    return save_figure(fig, path)

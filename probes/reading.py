@@ -11,24 +11,12 @@ positive shift = the tuned model leans further towards them than the base model 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from activations import ActivationCache
-from artifacts.figures import (
-    CI_BAND_ALPHA,
-    bars,
-    layer_axis,
-    legend_outside,
-    new_figure,
-    palette,
-    save_figure,
-    zero_line,
-)
 from probes.directions import Direction
 from stats import bootstrap_ci, paired_bootstrap_diff
 
@@ -70,42 +58,3 @@ def read_projections(caches: dict[str, ActivationCache], meta: dict[str, dict[st
                     row.update(shift=float("nan"), shift_lo=float("nan"), shift_hi=float("nan"))
                 rows.append(row)
     return rows
-
-
-def plot_reading(rows: list[dict], layer: int, path: str | os.PathLike, group: str = "dimension") -> Path:
-    """Left: shift vs base by ``group`` at ``layer`` with CIs; right: overall shift by layer.
-
-    With no tuned model (no shifts), the plain mean projections of each model are drawn instead.
-    """
-    models = list(dict.fromkeys(r["model"] for r in rows if np.isfinite(r["shift"])))
-    key, lo, hi, what = "shift", "shift_lo", "shift_hi", "projection shift vs base"
-    if not models:
-        models = list(dict.fromkeys(r["model"] for r in rows))
-        key, lo, hi, what = "mean", "lo", "hi", "mean projection"
-    direction = rows[0]["direction"] if rows else ""
-    colours = palette(models)
-    fig, axes = new_figure(1, 2, size=(13, 4.5))
-    at = [r for r in rows if r["layer"] == layer and r["group"] == group]
-    values = list(dict.fromkeys(r["value"] for r in at))
-    series = {}
-    for m in models:
-        mr = {r["value"]: r for r in at if r["model"] == m}
-        series[m] = tuple([mr[v][k] if v in mr else np.nan for v in values] for k in (key, lo, hi))
-    bars(axes[0], np.arange(len(values)), series, colours=colours)
-    zero_line(axes[0])
-    axes[0].set_xticks(np.arange(len(values)), values, rotation=45, ha="right", fontsize=7)
-    axes[0].set_ylabel(f"{what} on {direction} (95% CI)")
-    axes[0].set_title(f"{direction} at layer {layer}, by {group}")
-    for m in models:
-        mr = sorted((r for r in rows if r["model"] == m and r["group"] == "all"), key=lambda r: r["layer"])
-        L = [r["layer"] for r in mr]
-        axes[1].plot(L, [r[key] for r in mr], label=m, color=colours[m])
-        axes[1].fill_between(L, [r[lo] for r in mr], [r[hi] for r in mr], alpha=CI_BAND_ALPHA, color=colours[m],
-                             linewidth=0)
-    zero_line(axes[1])
-    axes[1].axvline(layer, color="grey", ls=":")
-    layer_axis(axes[1])
-    axes[1].set_ylabel(f"{what}, all prompts (95% CI)")
-    axes[1].set_title(f"{direction} by layer (dotted: layer {layer})")
-    legend_outside(axes[1], title="model")
-    return save_figure(fig, path)
