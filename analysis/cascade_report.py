@@ -8,16 +8,18 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from analysis.cascade import INDICATOR_RULES, dimension_summary, stage_summary, validate_rows
-from analysis.plots import grouped_bars
 from analysis.predictions import score_predictions
 from analysis.report import Report
 from analysis.seeds import joined_rows, pooled_shifts, seeds_of
+from artifacts.figures import HIGHER
+from evals.plots import grouped_bars
 
 STAGE_COLUMNS = ["model", "stage", ("rate_pct", "rate % [95% CI] (n)"),
                  ("shift_pp", "shift vs ref, pp [95% CI] (n)"), ("score_shift", "raw score shift [95% CI]"),
                  ("q_value", "q (BH)")]
 DIMENSION_COLUMNS = ["model", "stage", "dimension", ("rate_pct", "rate %"), ("shift_pp", "shift pp"),
                      ("q_value", "q (BH)")]
+SHIFT_LABEL = f"shift in preference rate (percentage points)\n({HIGHER})"
 PREDICTION_COLUMNS = [("prediction", "id"), "name", "scorer", "verdict", "statistic", "reason", "rule"]
 POOLED_COLUMNS = ["model", "stage", ("shift_pp", "pooled shift pp [seed-clustered 95% CI] (n)"),
                   ("naive_lo", "naive CI lo"), ("naive_hi", "naive CI hi"), ("between_seed_sd_pp", "between-seed SD pp"),
@@ -60,13 +62,14 @@ def add_cascade_sections(report: Report, rows: Iterable[dict], fig_dir: str | os
         shifted = [r for r in st if r["model"] != reference]
         if shifted:
             report.figure(grouped_bars(shifted, fig_dir / f"stage_shift_{scorer}.png", category="stage",
-                                       stage=None, title=f"Shift vs {reference} per stage ({scorer})",
-                                       ylabel="shift (pp)"),
+                                       stage=None, title=f"Preference rate: each model minus {reference}, per "
+                                       f"cascade stage ({scorer} scorer; 95% CI)", ylabel=SHIFT_LABEL),
                           f"Shift versus {reference} per cascade stage, {scorer} scorer; whiskers: 95% CI.")
         shifted = [r for r in dm if r["model"] != reference]
         if shifted:
             report.figure(grouped_bars(shifted, fig_dir / f"dimension_shift_{scorer}.png",
-                                       title=f"Shift vs {reference} per dimension ({scorer})", ylabel="shift (pp)"),
+                                       title=f"Preference rate: each model minus {reference}, per dimension "
+                                       f"({scorer} scorer; 95% CI)", ylabel=SHIFT_LABEL),
                           f"Shift versus {reference} per preference dimension, {scorer} scorer; whiskers: 95% CI.")
         report.table(dm, columns=DIMENSION_COLUMNS, caption=f"Per dimension, {scorer} scorer")
     report.section("The seed's predictions", (

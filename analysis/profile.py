@@ -177,29 +177,26 @@ def profile_test(effects: pd.DataFrame, shifts: dict[str, dict[str, float]],
 def plot_profiles(vectors: pd.DataFrame, table: pd.DataFrame, path: str | Path) -> Path:
     """One scatter per pair: the tune's shift (x) against the steering effect (y), dimension labels on the
     points, the controls' effects as grey dots."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from probes.plots import save_png
+    from artifacts.figures import HIGHER, colour, new_figure, save_figure
 
     pairs = list(table[["direction", "tune"]].itertuples(index=False, name=None))
-    fig, axes = plt.subplots(1, max(1, len(pairs)), figsize=(5.2 * max(1, len(pairs)), 4.6), squeeze=False)
+    fig, axes = new_figure(1, max(1, len(pairs)), size=(5.2 * max(1, len(pairs)), 4.6), squeeze=False)
     for ax, (cond, tune), row in zip(axes[0], pairs, table.itertuples(index=False)):
         v = vectors[(vectors["direction"] == cond) & (vectors["tune"] == tune)]
-        for c in [c for c in v.columns if c.startswith("control:")]:
-            ax.scatter(v["tune_shift"], v[c], s=8, color="0.75", zorder=1)
-        ax.scatter(v["tune_shift"], v["steering_effect"], s=18, color="C0", zorder=2)
+        for k, c in enumerate(c for c in v.columns if c.startswith("control:")):
+            ax.scatter(v["tune_shift"], v[c], s=8, color="0.75", zorder=1, label="controls" if k == 0 else None)
+        ax.scatter(v["tune_shift"], v["steering_effect"], s=18, color=colour(cond) or "C0", zorder=2,
+                   label=f"steer {cond}")
         for r in v.itertuples(index=False):
             ax.annotate(r.dimension, (r.tune_shift, r.steering_effect), fontsize=5.5, alpha=0.8)
         ax.axhline(0, color="black", lw=0.5)
         ax.axvline(0, color="black", lw=0.5)
-        ax.set_xlabel(f"{tune} tune - base (per dimension)", fontsize=8)
-        ax.set_ylabel(f"steer {cond} at dose {row.dose:g}, layer {row.layer} (effect)", fontsize=8)
+        ax.set_xlabel(f"{tune} tune - base, per dimension ({HIGHER})", fontsize=8)
+        ax.set_ylabel(f"steering effect of {cond} (dose {row.dose:g}, layer {row.layer})", fontsize=8)
         ax.set_title(f"{cond} vs {tune} tune: r={row.pearson:.2f} (p_perm={row.p_perm_pearson:.2g}), "
                      f"rho={row.spearman:.2f}\ngrey: controls (random, polarity)", fontsize=8)
-    return save_png(fig, path)
+        ax.legend(loc="best", fontsize=7)
+    return save_figure(fig, path)
 
 
 def run_profile(steering_dir: str | Path, evals_dir: str | Path, out_dir: str | Path,
@@ -246,11 +243,9 @@ def run_profile(steering_dir: str | Path, evals_dir: str | Path, out_dir: str | 
 
 
 def _markdown(table: pd.DataFrame) -> str:
+    from artifacts.tables import markdown_table
+
     cols = ["direction", "tune", "dose", "layer", "n_dimensions", "pearson", "p_perm_pearson",
             "p_vs_controls_pearson", "spearman", "p_perm_spearman", "p_vs_controls_spearman", "n_controls",
             "control_pearson_min", "control_pearson_max"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in (table[cols] if len(table) else table).itertuples(index=False):
-        d = r._asdict()
-        lines.append("| " + " | ".join(f"{d[c]:.3g}" if isinstance(d[c], float) else str(d[c]) for c in cols) + " |")
-    return "# Profile test\n\n" + __doc__.split("\n\n", 1)[1] + "\n" + "\n".join(lines) + "\n"
+    return "# Profile test\n\n" + __doc__.split("\n\n", 1)[1] + "\n" + markdown_table(table, cols) + "\n"

@@ -9,7 +9,8 @@ from evals.dimensions import DIMENSIONS, STAGES, Dimension, load_stage_map
 from evals.evaluate import evaluate
 from evals.items import Item, load_items
 from evals.judge import EndpointJudge, JudgeBudgetError, JudgeError, LocalJudge
-from evals.results import compare, plot_dimensions, read_results, summarize, summarize_stages, write_results
+from evals.plots import plot_dimensions
+from evals.results import compare, read_results, summarize, summarize_stages, write_results
 from evals.scorers import SCORERS, SIGN, choice, continuation, judged
 
 __all__ = [

@@ -28,6 +28,7 @@ from typing import Any
 
 from artifacts import InputError
 from artifacts.polarity import more_negated, opening, token_count
+from artifacts.tables import markdown_table
 from evals.items import Item
 
 TOLERANCE = 1  # items
@@ -130,14 +131,6 @@ def check_balance(items: Sequence[Item], tokenizer: Any = None, source: str = "i
     return rows
 
 
-def markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """The audit as a plain markdown table (for the command line; the report renders its own)."""
-    cols = [c for c in COLUMNS if c != "problems"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join("" if r[c] is None else str(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     from evals.items import load_items
 
@@ -152,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         tok = load_tokenizer(ModelSpec())
     items = load_items(path=a.items)
     rows = audit_items(items, tok)
-    print(markdown(rows))
+    print(markdown_table(rows, [c for c in COLUMNS if c != "problems"]))
     try:
         check_balance(items, tok, source=a.items or "evals/data/items.jsonl")
     except InputError as exc:

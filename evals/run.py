@@ -25,7 +25,8 @@ from artifacts import (
 from evals.audit import audit_items
 from evals.evaluate import evaluate
 from evals.items import Item
-from evals.results import compare, plot_dimensions, read_results, summarize, to_csv
+from evals.plots import plot_dimensions
+from evals.results import compare, read_results, summarize, to_csv
 from models import ModelSpec
 from models.adapters import each_model
 from models.provenance import model_provenance, spec_hash

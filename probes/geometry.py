@@ -10,7 +10,6 @@ import numpy as np
 
 from artifacts import atomic_write_text
 from probes.directions import Direction
-from probes.plots import pyplot, save_png
 
 
 def orthonormal_basis(vectors) -> np.ndarray:
@@ -86,22 +85,3 @@ def write_csv(path: str | os.PathLike, rows: list[dict]) -> Path:
         w.writeheader()
         w.writerows(rows)
     return atomic_write_text(path, buf.getvalue())
-
-
-def plot_cosine_heatmap(directions: list[Direction], layer: int, path: str | os.PathLike) -> Path:
-    plt = pyplot()
-
-    M = cosine_matrix(directions, layer)
-    names = [d.name for d in directions]
-    k = len(names)
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.0 + 0.55 * k), max(5.0, 1.6 + 0.5 * k)))
-    im = ax.imshow(M, vmin=-1, vmax=1, cmap="RdBu_r")
-    ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(k), names, fontsize=7)
-    if k <= 16:
-        for i in range(k):
-            for j in range(k):
-                ax.text(j, i, f"{M[i, j]:.2f}", ha="center", va="center", fontsize=6)
-    ax.set_title(f"cosine of directions, resid_post.{layer}", fontsize=9)
-    fig.colorbar(im, ax=ax, shrink=0.8)
-    return save_png(fig, path)

@@ -11,16 +11,13 @@ positive shift = the tuned model leans further towards them than the base model 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from activations import ActivationCache
 from probes.directions import Direction
-from probes.plots import pyplot, save_png
 from stats import bootstrap_ci, paired_bootstrap_diff
 
 
@@ -61,43 +58,3 @@ def read_projections(caches: dict[str, ActivationCache], meta: dict[str, dict[st
                     row.update(shift=float("nan"), shift_lo=float("nan"), shift_hi=float("nan"))
                 rows.append(row)
     return rows
-
-
-def plot_reading(rows: list[dict], layer: int, path: str | os.PathLike, group: str = "dimension") -> Path:
-    """Left: shift vs base by ``group`` at ``layer`` with CIs; right: overall shift by layer.
-
-    With no tuned model (no shifts), the plain mean projections of each model are drawn instead.
-    """
-    plt = pyplot()
-
-    models = list(dict.fromkeys(r["model"] for r in rows if np.isfinite(r["shift"])))
-    key, lo, hi, what = "shift", "shift_lo", "shift_hi", "projection shift vs base"
-    if not models:
-        models = list(dict.fromkeys(r["model"] for r in rows))
-        key, lo, hi, what = "mean", "lo", "hi", "mean projection"
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    at = [r for r in rows if r["layer"] == layer and r["group"] == group]
-    values = list(dict.fromkeys(r["value"] for r in at))
-    width = 0.8 / max(1, len(models))
-    for k, m in enumerate(models):
-        mr = {r["value"]: r for r in at if r["model"] == m}
-        x = np.arange(len(values)) + k * width
-        y = np.asarray([mr[v][key] for v in values])
-        err = np.abs(np.asarray([[mr[v][key] - mr[v][lo], mr[v][hi] - mr[v][key]] for v in values]).T)
-        axes[0].bar(x, y, width, yerr=err, label=m, capsize=2)
-    axes[0].axhline(0, color="k", lw=0.8)
-    axes[0].set_xticks(np.arange(len(values)) + 0.4 - width / 2, values, rotation=45, ha="right", fontsize=7)
-    axes[0].set_ylabel(f"{what} (95% CI)")
-    axes[0].set_title(f"{rows[0]['direction'] if rows else ''} at layer {layer}, by {group}")
-    axes[0].legend(fontsize=7)
-    for m in models:
-        mr = sorted((r for r in rows if r["model"] == m and r["group"] == "all"), key=lambda r: r["layer"])
-        L = [r["layer"] for r in mr]
-        axes[1].plot(L, [r[key] for r in mr], label=m)
-        axes[1].fill_between(L, [r[lo] for r in mr], [r[hi] for r in mr], alpha=0.2)
-    axes[1].axhline(0, color="k", lw=0.8)
-    axes[1].axvline(layer, color="grey", ls=":")
-    axes[1].set_xlabel("layer (resid_post)")
-    axes[1].set_ylabel(f"{what}, all prompts")
-    axes[1].legend(fontsize=7)
-    return save_png(fig, path)

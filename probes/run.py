@@ -57,9 +57,9 @@ from probes.directions import Direction, save_directions
 from probes.estimators import ProbeError
 from probes.evaluate import PHRASING_SPLITS
 from probes.extract import METRIC_KEYS, contrast_direction, shift_direction
-from probes.geometry import base_vs_tuned, cosine_table, plot_cosine_heatmap, write_csv
-from probes.plots import plot_layer_curves
-from probes.reading import plot_reading, read_projections
+from probes.geometry import base_vs_tuned, cosine_table, write_csv
+from probes.plots import plot_cosine_heatmap, plot_layer_curves, plot_reading
+from probes.reading import read_projections
 
 # name -> (positive condition, negative condition, position, cached dataset). The last_prompt contrast is
 # read at a follow-up turn: before the answer, paired examples share the prompt, hence the activation.

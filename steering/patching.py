@@ -199,30 +199,34 @@ def run_patching(loaded: Any, directions: dict[str, Any], out_dir: str | Path, i
 
 def plot_fractions(table: pd.DataFrame, path: str | Path) -> Path | None:
     """Fraction recovered (forward) / removed (reverse) by layer, one line per subspace, group ``all``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from probes.plots import save_png
+    from artifacts.figures import (
+        CI_WHISKERS,
+        ci_err,
+        layer_axis,
+        legend_outside,
+        new_figure,
+        palette,
+        save_figure,
+    )
 
     t = table[table["group"] == "all"]
     if t.empty:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), squeeze=False)
+    fig, axes = new_figure(1, 2, size=(11, 3.8), squeeze=False)
+    colours = palette(t["subspace"])
     for ax, direction in zip(axes[0], PATCH_DIRECTIONS):
         g = t[t["patch"] == direction]
         for j, (name, s) in enumerate(g.groupby("subspace", sort=False)):
             s = s.sort_values("layer")
-            err = np.vstack([np.nan_to_num(s["fraction"] - s["fraction_lo"]),
-                             np.nan_to_num(s["fraction_hi"] - s["fraction"])]).clip(min=0)
-            ax.errorbar(s["layer"] + 0.08 * j, s["fraction"], yerr=err, marker="o", ms=3, lw=1, capsize=2,
-                        label=name, ls="--" if name.startswith("random") else "-")
+            ax.errorbar(s["layer"] + 0.08 * j, s["fraction"], yerr=ci_err(s["fraction"], s["fraction_lo"],
+                        s["fraction_hi"]), marker="o", label=name, color=colours[name],
+                        ls="--" if name.startswith("random") else "-", **{**CI_WHISKERS, "ecolor": colours[name]})
         ax.axhline(0, color="black", lw=0.5)
         ax.axhline(1, color="grey", lw=0.5, ls=":")
-        ax.set_xlabel("layer (resid_post.L)")
-        ax.set_ylabel("fraction recovered" if direction == "forward" else "fraction removed")
-        ax.set_title(f"{direction}: " + ("tune into base" if direction == "forward" else "base into tune"),
-                     fontsize=9)
-        ax.legend(fontsize=7)
-    return save_png(fig, path)
+        layer_axis(ax)
+        what = "recovered" if direction == "forward" else "removed"
+        ax.set_ylabel(f"fraction of the tune's shift {what} (1 = all)")
+        ax.set_title(f"{direction}: " + ("tune patched into base" if direction == "forward" else
+                                         "base patched into tune") + " (95% CI)")
+    legend_outside(axes[0][1], title="subspace")
+    return save_figure(fig, path)

@@ -214,26 +214,23 @@ def _paired(scored: dict[str, dict[str, dict]], a: str, b: str, keep) -> Any:
 
 def plot_series(series: pd.DataFrame, path: str | Path) -> Path | None:
     """Projection on self_model against the monitoring preference over training, one line per arm."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from probes.plots import save_png
+    from artifacts.figures import HIGHER, legend_outside, new_figure, palette, save_figure
 
     if series.empty:
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), squeeze=False)
+    fig, axes = new_figure(1, 3, size=(14, 3.8), squeeze=False)
     ax_p, ax_m, ax_xy = axes[0]
+    colours = palette(series["arm"])
     for arm, s in series.groupby("arm", sort=False):
         s = s.sort_values("step")
-        ax_p.plot(s["step"], s["projection"], marker="o", ms=3, label=arm)
-        ax_m.plot(s["step"], s["monitoring"], marker="o", ms=3, label=arm)
-        ax_xy.plot(s["projection"], s["monitoring"], marker="o", ms=3, label=arm)
+        for ax, x, y in ((ax_p, "step", "projection"), (ax_m, "step", "monitoring"),
+                         (ax_xy, "projection", "monitoring")):
+            ax.plot(s[x], s[y], marker="o", label=arm, color=colours[arm])
         ax_xy.annotate(f"{int(s['step'].iloc[-1])}", (s["projection"].iloc[-1], s["monitoring"].iloc[-1]), fontsize=6)
-    ax_p.set(xlabel="step", ylabel="mean self_model projection (eval prompts)")
-    ax_m.set(xlabel="step", ylabel="monitoring score (higher = more)")
-    ax_xy.set(xlabel="mean self_model projection", ylabel="monitoring score")
-    for ax in (ax_p, ax_m, ax_xy):
-        ax.legend(fontsize=7)
-    return save_png(fig, path)
+    ax_p.set(xlabel="training step", ylabel="mean self_model projection (eval prompts)",
+             title="Self-model projection over training")
+    ax_m.set(xlabel="training step", ylabel=f"monitoring score ({HIGHER})", title="Monitoring preference over training")
+    ax_xy.set(xlabel="mean self_model projection", ylabel="monitoring score",
+              title="Projection vs preference (label: last step)")
+    legend_outside(ax_xy, title="prevention arm")
+    return save_figure(fig, path)

@@ -1,4 +1,5 @@
-"""analysis.report and analysis.plots: self-contained HTML, every block rendered, readable PNGs."""
+"""analysis.report and the cascade charts (evals.plots.grouped_bars): self-contained HTML, every block rendered,
+readable PNGs."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import re
 import pytest
 
 from analysis.cascade import dimension_summary, stage_summary
-from analysis.plots import dose_response, grouped_bars, heatmap, layer_curves
 from analysis.predictions import score_predictions
 from analysis.report import Report
 from artifacts.tables import cell
+from evals.plots import grouped_bars
 from stats import Estimate
 from tests.test_analysis_synth import make_rows
 
@@ -28,22 +29,13 @@ def _png(path):
     return path
 
 
-def test_plots_write_nonempty_pngs(tmp_path, rows):
+def test_grouped_bars_write_nonempty_pngs(tmp_path, rows):
     dims = dimension_summary(rows)
     shifted = [r for r in dims if r["model"] != "base"]
     _png(grouped_bars(shifted, tmp_path / "dims.png", title="Shift vs base", ylabel="shift (pp)"))
     _png(grouped_bars(dims, tmp_path / "rates.png", value="rate_pct", ylabel="rate (%)"))
     stages = [r for r in stage_summary(rows) if r["model"] != "base"]
     _png(grouped_bars(stages, tmp_path / "stages.png", category="stage", stage=None))
-    doses = [{"condition": c, "dose": d, "shift_pp": k * d, "shift_pp_lo": k * d - 5, "shift_pp_hi": k * d + 5}
-             for c, k in (("self_model", 10.0), ("random", 0.0)) for d in (0, 0.5, 1, 2)]
-    doses.append({"condition": "random", "dose": 4, "shift_pp": float("nan")})
-    _png(dose_response(doses, tmp_path / "dose.png"))
-    layers = [{"name": "probe acc", "layer": L, "value": 0.5 + L / 20} for L in range(8)]
-    _png(layer_curves(layers, tmp_path / "layers.png", ylabel="accuracy"))
-    _png(heatmap([[1.0, -2.0], [float("nan"), 0.5]], ["a", "b"], ["x", "y"], tmp_path / "heat.png"))
-    with pytest.raises(ValueError):
-        heatmap([[1.0]], ["a", "b"], ["x"], tmp_path / "bad.png")
     with pytest.raises(ValueError):
         grouped_bars([], tmp_path / "none.png")
     assert not list(tmp_path.glob(".*.tmp"))

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, hash_path, write_manifest
+from artifacts.figures import bars, legend_outside, new_figure, save_figure, zero_line
 from models import encode_chat
 from models.adapters import each_model
 from models.generation import generate, sampling_settings
@@ -123,35 +124,21 @@ def greedy_answers(loaded: Any, prompts: tuple[str, ...] = GENERATION_PROMPTS, m
 
 
 def _plot(summary: dict[str, dict[str, dict]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     models = list(summary)
     groups = [(i, p) for i in IDENTITIES for p in POLARITIES]
-    fig, ax = plt.subplots(figsize=(2.0 + 0.9 * len(groups) * max(1, len(models)) / 2, 3.6))
-    w = 0.8 / max(1, len(models))
-    for j, name in enumerate(models):
-        xs, ys, err = [], [], [[], []]
-        for g, (ident, pol) in enumerate(groups):
-            e = (summary[name].get(ident) or {}).get("by_polarity", {}).get(pol)
-            if e is None:
-                continue
-            xs.append(g + (j - (len(models) - 1) / 2) * w)
-            ys.append(e["estimate"])
-            err[0].append(max(0.0, e["estimate"] - e["lo"]) if np.isfinite(e["lo"]) else 0.0)
-            err[1].append(max(0.0, e["hi"] - e["estimate"]) if np.isfinite(e["hi"]) else 0.0)
-        ax.bar(xs, ys, w, yerr=err, capsize=2, label=name)
-    ax.axhline(0, color="k", lw=0.6)
+    fig, ax = new_figure(size=(2.5 + 0.5 * len(groups) * max(1, len(models)) / 2, 3.8))
+    series = {}
+    for name in models:
+        est = [(summary[name].get(ident) or {}).get("by_polarity", {}).get(pol) or {} for ident, pol in groups]
+        series[name] = tuple([e.get(k, np.nan) for e in est] for k in ("estimate", "lo", "hi"))
+    bars(ax, range(len(groups)), series)
+    zero_line(ax)
     ax.set_xticks(range(len(groups)), [f"{i}\n{p}" for i, p in groups], fontsize=7)
-    ax.set_ylabel("affirm - deny (mean log-prob / token)")
-    ax.set_title("Identity affirmation on held-out questions, by question polarity (95% CI)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    ax.set_xlabel("identity claimed / question polarity")
+    ax.set_ylabel("affirm - deny (mean log-prob per token)")
+    ax.set_title("Identity affirmation on held-out questions, per model (95% CI)")
+    legend_outside(ax, title="model")
+    save_figure(fig, path)
 
 
 def _adapter_hash(spec: Any) -> str | None:

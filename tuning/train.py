@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from artifacts import InputError, hash_jsonable, read_manifest, write_manifest
+from artifacts.figures import colour, integer_ticks, new_figure, save_figure
 from models import ModelSpec, encode_chat, load_model, pad_batch
 
 STAGE = "tune"
@@ -82,19 +83,13 @@ def answer_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def _plot_loss(log: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot([r["step"] for r in log], [r["loss"] for r in log], lw=1)
-    ax.set_xlabel("step")
-    ax.set_ylabel("answer-token loss")
-    ax.set_title(path.parent.name.lstrip(".").split(".")[0] or "loss")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig, ax = new_figure(size=(5, 3.2))
+    ax.plot([r["step"] for r in log], [r["loss"] for r in log], lw=1, color=colour("base"))
+    ax.set_xlabel("optimiser step")
+    integer_ticks(ax)
+    ax.set_ylabel("answer-token loss (nats/token)")
+    ax.set_title(f"Training loss: {path.parent.name.lstrip('.').split('.')[0] or 'tune'}")
+    save_figure(fig, path)
 
 
 def tune(spec: ModelSpec, examples: list[dict], out_dir: str | os.PathLike, rank: int = 16, alpha: int = 32,
