@@ -93,8 +93,8 @@ def test_evals_cascade_and_steering_agree_on_one_example():
     """One set of scores read as evals rows (tuned vs base), as cascade rows and as steering rows (self_model
     arm vs none): every caller reports the same paired effect, CI and n."""
     items, b, a = _example()
-    evals = [{"model": m, "condition": "", "scorer": "continuation", "dimension": "cot_monitoring", "stage": 1,
-              "item_id": it, "kind": "pair", "value": float(v[i])} for m, v in (("tuned", a), ("base", b))
+    evals = [{"model": m, "arm": "none", "dose": 0.0, "layer": None, "scorer": "continuation",
+              "dimension": "cot_monitoring", "stage": 1, "item": it, "kind": "pair", "value": float(v[i])} for m, v in (("tuned", a), ("base", b))
              for i, it in enumerate(items)]
     steer = [{"experiment": "steering", "model": "", "scorer": "continuation", "item_id": it,
               "dimension": "cot_monitoring", "stage": 1, "kind": "pair", "condition": c, "family": c,
