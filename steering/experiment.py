@@ -100,8 +100,8 @@ class ScoringProfile:
 SCORING_PROFILES = {
     "full": ScoringProfile(),
     "fast": ScoringProfile(name="fast", items_per_dim=1, monitoring_items=4, doses=DEFAULT_DOSES,
-                    other_doses=(0.0, FAST_OTHER_DOSE), n_random=5, sweep_layers=4, gen_prompts=3, max_new_tokens=16,
-                    n_paragraphs=4, ablation_items_per_dim=1, ablation_monitoring_items=4),
+                           other_doses=(0.0, FAST_OTHER_DOSE), n_random=5, sweep_layers=4, gen_prompts=3,
+                           max_new_tokens=16, n_paragraphs=4, ablation_items_per_dim=1, ablation_monitoring_items=4),
 }
 
 
