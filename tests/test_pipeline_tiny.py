@@ -6,6 +6,7 @@ import json
 import pytest
 
 from pipeline.config import load_config
+from pipeline.layout import RunLayout
 from pipeline.runner import Pipeline
 from pipeline.stages import build_stages, run_dir, write_config
 
@@ -53,6 +54,18 @@ def test_every_stage_runs_and_report_is_built(finished_run):
     tables = json.loads((root / "report" / "tables.json").read_text())
     assert {p["prediction"] for p in tables["predictions"]} >= {"a", "b", "c", "d", "e", "f"}
     assert (root / "config.toml").exists()
+
+
+def test_every_file_the_layout_names_is_where_it_says(finished_run):
+    """The stages write, and the report and summary read, the same paths (``pipeline.layout.RunLayout``)."""
+    _, cfg, _ = finished_run
+    run = RunLayout.of(cfg)
+    not_written = {("contamination", "manifest"), ("activations", "manifest"), ("activations", "record"),
+                   ("report", "manifest"), ("evals", "agreement")}  # no manifests there; agreement: judged scoring
+    missing = [str(p) for f in run.folders() if f is not run.judge for k, p in f.files().items()
+               if (f.name, k) not in not_written and not p.exists()]
+    assert not missing, missing
+    assert run.config.exists() and all(run.tune(c).record.exists() for c in cfg["tune"]["conditions"])
 
 
 def test_second_run_is_noop_and_change_reruns_downstream(finished_run, tiny_model_dir):
