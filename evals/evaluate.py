@@ -75,7 +75,7 @@ def evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str] 
              judge: Any = None, extra: dict[str, Any] | None = None, chunk_size: int = 64,
              progress: bool = True, token_budget: int | None = None, **scorer_kw: Any) -> list[dict[str, Any]]:
     """Score ``items`` with each scorer (each on the item kinds it takes); return this call's rows
-    (those found in ``out`` included). ``extra`` columns (e.g. ``{"alpha": 2.0}``) go into every row."""
+    (those found in ``out`` included). ``extra`` columns (e.g. ``{"run": 1}``) go into every row."""
     bad = [s for s in scorers if s not in SCORERS]
     if bad:
         raise SelfModelError(f"unknown scorer(s) {bad}; use {', '.join(SCORERS)}")

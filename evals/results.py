@@ -5,7 +5,7 @@ One row per item x model x scorer, in the score-row schema (``artifacts.rows``):
 ``dose`` = 0, ``layer`` empty: evals rows are unsteered), then ``spec`` (the model spec's slug: base name,
 ``+adapter`` folder name if any), ``base`` and ``adapter`` (the spec's fields), ``kind``, ``sign_convention``, then
 any extras (``spec_sha256``, scorer details such as ``lp_pref``, ``p_pref_as_a``, ``coherence``, ``answer``, or the
-caller's ``extra`` such as ``alpha``) in sorted order. ``value`` follows the sign convention
+caller's ``extra`` such as ``{"run": 1}``) in sorted order. ``value`` follows the sign convention
 "higher = more of the preference" (see ``evals.scorers.SIGN``). ``read_results`` reads tables written before the
 schema too (``artifacts.rows.normalise``).
 
