@@ -1,7 +1,8 @@
 """The one paired-effect engine: effects A - B over paired items, per group, with a bootstrap CI, a sign-flip
 permutation p-value and Benjamini-Hochberg q-values over a stated family; the share of a shift
-(``share_of_shift``) for necessity. evals (``compare``), the cascade (``shifts``), the steering verdict
-(effects, comparisons, slopes, necessity) and the report all pair through here.
+(``share_of_shift``) a treatment removes (necessity) or recovers (sufficiency). evals (``compare``), the cascade
+(``shifts``), the steering verdict (effects, comparisons, slopes, necessity), patching (fractions), prevention
+(shifts, blocking), the identity check, direction reading, the predictions and the report all pair through here.
 
 Input: a table of score rows (``artifacts.rows`` schema or any columns: ``value``, ``item`` and whatever
 identifies a side). A *side* is a selection ``{column: value}`` of rows (e.g. ``{"model": "conscious"}`` or
@@ -135,18 +136,23 @@ def paired_effects(df: pd.DataFrame, contrasts: Iterable[Mapping[str, Any]], by:
 
 def share_of_shift(df: pd.DataFrame, full: Mapping[str, Any], reference: Mapping[str, Any],
                    treated: Mapping[str, Any], pair_on: Sequence[str] = ("item",), value: str = "value",
-                   n_boot: int = N_BOOT, seed: int = 0, n_perm: int = 0) -> dict[str, Any]:
-    """How much of the shift ``full - reference`` a treatment removes, over the items all three sides share
-    (sorted): ``shift`` (full - reference) and ``removed`` (full - treated; ``p`` its sign-flip p-value), each an
-    ``Estimate``, and ``fraction`` = mean(removed) / mean(shift) with an item-bootstrap CI (``stats.ratio_ci``)."""
+                   n_boot: int = N_BOOT, seed: int = 0, n_perm: int = 0, moved: str = "removed") -> dict[str, Any]:
+    """How much of the shift ``full - reference`` a treatment moves, over the items all three sides share
+    (sorted): ``shift`` (full - reference) and the moved part, each an ``Estimate``: ``removed`` = full - treated
+    (necessity: an ablation, a reverse patch) or, with ``moved="recovered"``, ``recovered`` = treated - reference
+    (sufficiency: a forward patch puts the tune's state into the reference); ``p`` its sign-flip p-value;
+    ``fraction`` = mean(moved) / mean(shift) with an item-bootstrap CI (``stats.ratio_ci``)."""
+    if moved not in ("removed", "recovered"):
+        raise ValueError(f"share_of_shift: moved must be 'removed' or 'recovered', not {moved!r}")
     s = [side_scores(df, side, list(pair_on), value) for side in (full, reference, treated)]
     items = s[1].index.intersection(s[0].index).intersection(s[2].index)
     f, r, t = (x.loc[items].to_numpy(dtype=float) for x in s)
-    shift, removed = f - r, f - t
-    frac = ratio_ci(removed, shift, n_boot=n_boot, seed=seed)
+    shift, (hi, lo) = f - r, ((f, t) if moved == "removed" else (t, r))
+    part = hi - lo
+    frac = ratio_ci(part, shift, n_boot=n_boot, seed=seed)
     if len(items) == 1 and np.isfinite(frac.estimate):  # one item: every resample is that item
         frac = Estimate(frac.estimate, frac.estimate, frac.estimate, frac.n)
-    p = paired_permutation_test(f, t, n_perm=n_perm, seed=seed) if n_perm else float("nan")
-    return {"shift": bootstrap_ci(shift, n_boot=n_boot, seed=seed), "removed": bootstrap_ci(removed, n_boot=n_boot,
-                                                                                            seed=seed),
+    p = paired_permutation_test(hi, lo, n_perm=n_perm, seed=seed) if n_perm else float("nan")
+    return {"shift": bootstrap_ci(shift, n_boot=n_boot, seed=seed), moved: bootstrap_ci(part, n_boot=n_boot,
+                                                                                        seed=seed),
             "p": p, "fraction": frac}

@@ -41,7 +41,7 @@ from artifacts import atomic_path, hash_jsonable, write_manifest
 from artifacts.rows import score_row
 from evals.dimensions import MONITORING
 from models.logprobs import mean_logprobs
-from stats import bootstrap_ci, ratio_ci
+from stats.effects import share_of_shift
 from steering.interventions import patch
 from steering.scoring import pair_encodings
 
@@ -153,22 +153,32 @@ def _groups(df: pd.DataFrame) -> dict[str, pd.Series]:
     return {k: m for k, m in out.items() if m.any()}
 
 
+MOVED = {"forward": "recovered", "reverse": "removed"}  # what each patch direction does to the tune's shift
+
+
+def _sides(s: pd.DataFrame) -> pd.DataFrame:
+    """Patching rows as three sides of score rows (``side``: ``patched``, ``base``, ``tuned``) for the engine."""
+    return pd.concat([pd.DataFrame({"item": s["item"].to_numpy(), "side": side, "value": s[col].to_numpy(dtype=float)})
+                      for side, col in (("patched", "value"), ("base", "base"), ("tuned", "tuned"))],
+                     ignore_index=True)
+
+
 def fraction_table(rows: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Fraction of the tuned - base shift each patch recovers (forward) or removes (reverse), per group."""
+    """Fraction of the tuned - base shift each patch recovers (forward) or removes (reverse), per group
+    (``stats.effects.share_of_shift``; a fraction over one item has no CI, as its shift has none)."""
     out = []
     for gname, m in _groups(rows).items():
         g = rows[m]
         for (direction, layer, name), s in g.groupby(["patch", "layer", "arm"], sort=False):  # arm: the subspace
-            s = s.groupby("item")[["value", "base", "tuned", "k"]].mean()
-            shift = (s["tuned"] - s["base"]).to_numpy()
-            moved = (s["value"] - s["base"]).to_numpy() if direction == "forward" else \
-                (s["tuned"] - s["value"]).to_numpy()
-            sh, fr = bootstrap_ci(shift, n_boot=n_boot, seed=seed), ratio_ci(moved, shift, n_boot=n_boot, seed=seed)
+            r = share_of_shift(_sides(s), {"side": "tuned"}, {"side": "base"}, {"side": "patched"}, n_boot=n_boot,
+                               seed=seed, moved=MOVED[direction])
+            sh, fr, mv = r["shift"], r["fraction"], r[MOVED[direction]]
+            lo, hi = (fr.lo, fr.hi) if fr.n > 1 else (np.nan, np.nan)
             out.append({"group": gname, "patch": direction, "layer": int(layer), "subspace": name,
-                        "k": int(s["k"].iloc[0]), "fraction": fr.estimate, "fraction_lo": fr.lo, "fraction_hi": fr.hi,
+                        "k": int(s["k"].iloc[0]), "fraction": fr.estimate, "fraction_lo": lo, "fraction_hi": hi,
                         "n_items": fr.n, "shift": sh.estimate, "shift_lo": sh.lo, "shift_hi": sh.hi,
                         "shift_significant": bool(np.isfinite(sh.lo) and (sh.lo > 0 or sh.hi < 0)),
-                        "moved_mean": float(np.mean(moved)) if moved.size else np.nan})
+                        "moved_mean": mv.estimate})
     return pd.DataFrame(out)
 
 
