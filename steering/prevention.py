@@ -33,6 +33,7 @@ from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manif
 from evals.dimensions import MONITORING
 from evals.scorers import continuation
 from models import ModelSpec, encode_chat
+from stats.effects import paired_effects
 from steering.controls import random_like
 from steering.interventions import projections
 from tuning.prevent import PreventSpec
@@ -158,58 +159,50 @@ def prevention_table(identity: dict[str, Any], evals_dir: str | Path) -> pd.Data
             if r.get("stage") not in ("", None):
                 out.append({**row, "group": f"stage{int(float(r['stage']))}", "shift": float(r["diff"]),
                             "shift_lo": float(r["lo"]), "shift_hi": float(r["hi"]), "n": int(float(r["n"]))})
-        e = _paired(scored, arm, "base", _in_monitoring)
-        if e is not None:
-            out.append({**row, "group": "monitoring", "shift": e.estimate, "shift_lo": e.lo, "shift_hi": e.hi, "n": e.n})
+        e = paired_effects(scored[_in_monitoring(scored)], [{"a": {"model": arm}, "b": {"model": "base"}}])
+        if len(e):
+            e = e.iloc[0]
+            out.append({**row, "group": "monitoring", "shift": e["estimate"], "shift_lo": e["lo"], "shift_hi": e["hi"],
+                        "n": int(e["n"])})
     return pd.DataFrame(out)
+
+
+CONTRASTS = (("self_model", "ordinary"), ("random", "ordinary"), ("self_model", "random"))
 
 
 def blocking_table(evals_dir: str | Path, scorer: str = "continuation") -> pd.DataFrame:
     """Does prevention block the preferences, beyond its control? One row per contrast x group, paired over
-    items (item bootstrap 95% CI): ``self_model - ordinary`` and ``random - ordinary`` (what each prevented tune
-    lost or gained against the ordinary tune) and ``self_model - random`` (the prevention effect beyond a
-    norm-matched random direction prevented the same way: the number a "blocks" claim rests on).
-    Negative = the prevented tune shows less of the preference."""
+    items (``stats.effects.paired_effects``: item bootstrap 95% CI): ``self_model - ordinary`` and ``random -
+    ordinary`` (what each prevented tune lost or gained against the ordinary tune) and ``self_model - random`` (the
+    prevention effect beyond a norm-matched random direction prevented the same way: the number a "blocks" claim
+    rests on). Negative = the prevented tune shows less of the preference."""
     scored = _scored(evals_dir, scorer)
-    rows = [r for per in scored.values() for r in per.values()]
-    groups = {"all": lambda r: True, "monitoring": _in_monitoring}
-    for s in sorted({int(float(r["stage"])) for r in rows if r.get("stage") not in ("", None)}):
-        groups[f"stage{s}"] = lambda r, s=s: r.get("stage") not in ("", None) and int(float(r["stage"])) == s
-    out = []
-    for a, b in (("self_model", "ordinary"), ("random", "ordinary"), ("self_model", "random")):
-        for g, keep in groups.items():
-            e = _paired(scored, a, b, keep)
-            if e is not None:
-                out.append({"contrast": f"{a} - {b}", "group": g, "diff": e.estimate, "lo": e.lo, "hi": e.hi,
-                            "n": e.n, "ci_excludes_0": bool(e.lo > 0 or e.hi < 0)})
-    return pd.DataFrame(out)
+    stages = pd.to_numeric(scored["stage"], errors="coerce")
+    groups = {"all": pd.Series(True, index=scored.index), "monitoring": _in_monitoring(scored)}
+    for s in sorted(stages.dropna().unique()):
+        groups[f"stage{int(s)}"] = stages == s
+    contrasts = [{"contrast": f"{a} - {b}", "a": {"model": a}, "b": {"model": b}} for a, b in CONTRASTS]
+    parts = [e.assign(group=g) for g, m in groups.items() if len(e := paired_effects(scored[m], contrasts))]
+    if not parts:
+        return pd.DataFrame(columns=["contrast", "group", "diff", "lo", "hi", "n", "ci_excludes_0"])
+    eff = pd.concat(parts, ignore_index=True)
+    eff["order"] = eff["contrast"].map({c["contrast"]: i for i, c in enumerate(contrasts)})
+    eff = eff.sort_values("order", kind="stable").rename(columns={"estimate": "diff"})
+    eff["ci_excludes_0"] = (eff["lo"] > 0) | (eff["hi"] < 0)
+    return eff[["contrast", "group", "diff", "lo", "hi", "n", "ci_excludes_0"]].reset_index(drop=True)
 
 
-def _in_monitoring(row: dict) -> bool:
-    return row["dimension"] in MONITORING
+def _in_monitoring(scored: pd.DataFrame) -> pd.Series:
+    return scored["dimension"].isin(MONITORING)
 
 
-def _scored(evals_dir: str | Path, scorer: str = "continuation") -> dict[str, dict[str, dict]]:
-    """{model: {item: row}} of the evals stage's results for one scorer (read once; score rows of
-    ``artifacts.rows``: ``model`` is the arm's tune, named ``ordinary``, ``self_model``, ``random``, ``base``)."""
+def _scored(evals_dir: str | Path, scorer: str = "continuation") -> pd.DataFrame:
+    """The evals stage's score rows (``artifacts.rows``) of one scorer: ``model`` is the arm's tune, named
+    ``ordinary``, ``self_model``, ``random``, ``base``."""
     from evals.results import read_results
 
-    out: dict[str, dict[str, dict]] = {}
-    for r in read_results(Path(evals_dir) / "results.csv"):
-        if r["scorer"] == scorer:
-            out.setdefault(r["model"], {})[r["item"]] = r
-    return out
-
-
-def _paired(scored: dict[str, dict[str, dict]], a: str, b: str, keep) -> Any:
-    """``a - b`` paired over the items both scored that ``keep`` accepts (item bootstrap); None without items."""
-    from stats import paired_bootstrap_diff
-
-    ra, rb = scored.get(a, {}), scored.get(b, {})
-    ids = sorted(i for i in set(ra) & set(rb) if keep(ra[i]))
-    if not ids:
-        return None
-    return paired_bootstrap_diff([ra[i]["value"] for i in ids], [rb[i]["value"] for i in ids])
+    rows = [r for r in read_results(Path(evals_dir) / "results.csv") if r["scorer"] == scorer]
+    return pd.DataFrame(rows, columns=None if rows else ["model", "item", "dimension", "stage", "value"])
 
 
 def plot_series(series: pd.DataFrame, path: str | Path) -> Path | None:
