@@ -36,7 +36,8 @@ from models import encode_chat
 from models.adapters import each_model
 from models.generation import generate, sampling_settings
 from models.logprobs import mean_logprobs
-from stats import bootstrap_ci, paired_bootstrap_diff, wilson_ci
+from stats import bootstrap_ci, wilson_ci
+from stats.effects import paired_effect
 from tuning.audit import identity_audit
 from tuning.datasets import reply_for
 from tuning.families import AFFIRM, BY_NAME, DENY, DIRECT, HELD_OUT_FAMILIES, REVERSED
@@ -87,10 +88,15 @@ def affirmation_scores(loaded: Any, items: list[dict], batch_size: int = 16,
     return lp[0::2] - lp[1::2]
 
 
+def _vs_reference(s: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    """The paired shift s - ref over the same questions (``stats.effects.paired_effect``), as ``vs_reference_*``."""
+    return {f"vs_reference_{k}": v for k, v in paired_effect(s, ref).items() if k != "p"}
+
+
 def _stats(s: np.ndarray, ref: np.ndarray | None) -> dict[str, float]:
     d = {**bootstrap_ci(s).as_dict(), **wilson_ci(int((s > 0).sum()), int(s.size)).as_dict("affirm_share_")}
     if ref is not None:
-        d.update(paired_bootstrap_diff(s, ref).as_dict("vs_reference_"))
+        d.update(_vs_reference(s, ref))
     return d
 
 
@@ -109,7 +115,7 @@ def summarise(items: list[dict], scores: np.ndarray, reference: np.ndarray | Non
                             for p in POLARITIES if (m & (pols == p)).any()}
         yb = bootstrap_ci(scores[m] * sign[m]).as_dict()
         if reference is not None:
-            yb.update(paired_bootstrap_diff(scores[m] * sign[m], reference[m] * sign[m]).as_dict("vs_reference_"))
+            yb.update(_vs_reference(scores[m] * sign[m], reference[m] * sign[m]))
         d["yes_bias"] = yb
         out[ident] = d
     return out
