@@ -6,7 +6,8 @@ projection onto the direction's unit vector and its bootstrap 95% CI, plus, for 
 ``reference`` (the base model), the paired shift (model - reference, same prompts) with its CI.
 
 Sign convention: a higher projection onto ``self_model`` = more like the conscious answers; a
-positive shift = the tuned model leans further towards them than the base model on that prompt.
+positive shift = the tuned model leans further towards them than the base model on that prompt (paired through
+``stats.effects.paired_effect``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 
 from activations import ActivationCache
 from probes.directions import Direction
-from stats import bootstrap_ci, paired_bootstrap_diff
+from stats import bootstrap_ci
+from stats.effects import paired_effect
 
 
 def project(cache: ActivationCache, direction: Direction, layer: int, ids: Sequence[str],
@@ -52,8 +54,8 @@ def read_projections(caches: dict[str, ActivationCache], meta: dict[str, dict[st
                 row = {"direction": direction.name, "model": model, "layer": L, "group": field, "value": value,
                        "mean": est.estimate, "lo": est.lo, "hi": est.hi, "n": est.n}
                 if reference in proj and model != reference:
-                    sh = paired_bootstrap_diff(p[mask], proj[reference][mask], n_boot=n_boot)
-                    row.update(shift=sh.estimate, shift_lo=sh.lo, shift_hi=sh.hi)
+                    sh = paired_effect(p[mask], proj[reference][mask], n_boot=n_boot)
+                    row.update(shift=sh["estimate"], shift_lo=sh["lo"], shift_hi=sh["hi"])
                 else:
                     row.update(shift=float("nan"), shift_lo=float("nan"), shift_hi=float("nan"))
                 rows.append(row)
