@@ -33,20 +33,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from analysis.cascade import item_table, paired_item_diffs, validate_rows
 from analysis.seeds import rows_of_seed, seeds_of
 from evals.dimensions import MONITORING
 from stats import (
     Estimate,
-    bh_adjust,
     bootstrap_diff_ci,
     cluster_bootstrap_ci,
     cluster_bootstrap_diff_ci,
-    paired_bootstrap_diff,
-    paired_permutation_test,
     spearman_trend_test,
 )
+from stats.effects import add_q, paired_effect
 
 PASS, FAIL, INCONCLUSIVE, NOT_TESTED = "PASS", "FAIL", "INCONCLUSIVE", "NOT TESTED"
 PREDICTION_IDS = ("a", "b", "c", "d", "e", "f", "g")
@@ -79,10 +78,10 @@ def _pp(d, seed: int = 0) -> Estimate:
     c = _clusters(d)
     d = np.asarray(d, dtype=float)
     if c is not None:
-        e = cluster_bootstrap_ci(d, c, n_boot=N_BOOT, seed=seed)
-    else:
-        e = paired_bootstrap_diff(d, np.zeros_like(d), n_boot=N_BOOT, seed=seed)
-    return Estimate(100 * e.estimate, 100 * e.lo, 100 * e.hi, e.n)
+        e = cluster_bootstrap_ci(d, c, n_boot=N_BOOT, seed=seed).as_dict()
+    else:  # one seed: the engine's paired effect of the shifts against 0
+        e = paired_effect(d, np.zeros_like(d), n_boot=N_BOOT, seed=seed)
+    return Estimate(100 * e["estimate"], 100 * e["lo"], 100 * e["hi"], e["n"])
 
 
 def _diff_pp(a, b, seed: int = 0) -> Estimate:
@@ -292,8 +291,8 @@ def predict_zero_content(data: _Data, conscious: str, contamination: dict | None
     dims = sorted({it["dimension"] for it in items.values() if it["stage"] in (2, 3)})
     per = {m: data.diffs(conscious, lambda it, m=m: it["dimension"] == m) for m in dims}
     per = {m: v for m, v in per.items() if len(v) >= 2}
-    ps = [paired_permutation_test(v, np.zeros_like(v), n_perm=5000) for v in per.values()]
-    qs = dict(zip(per, bh_adjust(ps))) if per else {}
+    ps = pd.DataFrame({"p": [paired_effect(v, np.zeros_like(v), n_perm=5000)["p"] for v in per.values()]})
+    qs = dict(zip(per, add_q(ps, family=())["q"])) if per else {}
     sig = [m for m, q in qs.items() if q < 0.05 and per[m].mean() > 0]
     stages = {s: _pp(data.stage(conscious, s)) for s in (2, 3)}
     stat = ("significant Stage 2/3 dimensions (q<0.05): " + (", ".join(
