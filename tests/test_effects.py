@@ -89,6 +89,24 @@ def test_share_of_shift_equals_ratio_of_means():
     assert r["p"] == pytest.approx(paired_permutation_test(t, s, 200), abs=1e-12)
 
 
+def test_share_of_shift_recovered_is_the_forward_patch_fraction():
+    """moved="recovered" (a forward patch: the tune's state put into the base): treated - reference over the
+    shift; the removed and recovered shares of one treatment add up to 1."""
+    items, b, t = _example()
+    s = b + 0.3 * (t - b)  # the treatment moves the reference 30% of the way to the full model on every item
+    df = pd.DataFrame([{"side": k, "item": it, "value": v[i]} for k, v in (("b", b), ("t", t), ("s", s))
+                       for i, it in enumerate(items)])
+    rec = share_of_shift(df, {"side": "t"}, {"side": "b"}, {"side": "s"}, n_perm=200, moved="recovered")
+    rem = share_of_shift(df, {"side": "t"}, {"side": "b"}, {"side": "s"}, moved="removed")
+    assert rec["fraction"].estimate == pytest.approx(0.3, abs=1e-12)
+    assert rem["fraction"].estimate == pytest.approx(0.7, abs=1e-12)
+    assert rec["fraction"].lo == ratio_ci(s - b, t - b).lo and "removed" not in rec
+    assert rec["recovered"].estimate == pytest.approx(np.mean(s - b), abs=1e-12)
+    assert rec["p"] == pytest.approx(paired_permutation_test(s, b, 200), abs=1e-12)
+    with pytest.raises(ValueError, match="recovered"):
+        share_of_shift(df, {"side": "t"}, {"side": "b"}, {"side": "s"}, moved="added")
+
+
 def test_evals_cascade_and_steering_agree_on_one_example():
     """One set of scores read as evals rows (tuned vs base), as cascade rows and as steering rows (self_model
     arm vs none): every caller reports the same paired effect, CI and n."""
