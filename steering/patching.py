@@ -17,7 +17,7 @@ unit vector), ``span`` (the span of the listed directions, QR), and the control 
 orthonormal subspaces of the same sizes (1 and the span's), ``n_random`` seeds, scores averaged per item.
 
 Fractions, per group (each dimension, ``monitoring``, each stage, ``all``), with an item-bootstrap 95% CI
-of the ratio of means (``stats.ratio_ci``); shift = tuned - base:
+of the ratio of means (``stats.effects.share_of_shift``: recovered forward, removed reverse); shift = tuned - base:
 - forward: recovered = mean(patched - base) / mean(shift);
 - reverse: removed = mean(tuned - patched) / mean(shift).
 A fraction means something only when the shift itself is clearly non-zero (``shift_significant``).
