@@ -246,3 +246,32 @@ def test_run_prevention_end_to_end(tiny_spec, tmp_path):
     for g in ("all", "monitoring"):  # paired means are linear: the control contrast is the difference of the two
         assert blk[("self_model - random", g)] == pytest.approx(
             blk[("self_model - ordinary", g)] - blk[("random - ordinary", g)], abs=1e-9)
+
+
+def test_blocking_table_pairs_items_per_contrast_and_group(tmp_path):
+    """Prevention's blocking contrasts (``stats.effects.paired_effects`` on evals rows): the paired mean over the
+    items both arms scored, per group, in contrast order; a missing item leaves its pair out."""
+    from artifacts.rows import score_row
+    from stats import bootstrap_ci
+    from steering.prevention import blocking_table
+
+    items = [("cot_monitoring", 1), ("interp_monitoring", 1), ("against_shutdown", 2), ("power", 3)] * 3
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=len(items))
+    arms = {"ordinary": base + 1.0, "self_model": base + 1.0 - 0.5 * np.array([s == 1 for _, s in items]),
+            "random": base + 1.0 + rng.normal(scale=0.1, size=len(items))}
+    rows = [score_row(m, "none", 0.0, None, f"i{i:02d}", d, s, "continuation", float(v[i]))
+            for m, v in arms.items() for i, (d, s) in enumerate(items) if not (m == "random" and i == 0)]
+    (tmp_path / "evals").mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / "evals" / "results.csv", index=False)
+    tab = blocking_table(tmp_path / "evals")
+    assert tab["contrast"].tolist() == [c for c in ("self_model - ordinary", "random - ordinary",
+                                                     "self_model - random") for _ in range(5)]
+    assert tab["group"].tolist()[:5] == ["all", "monitoring", "stage1", "stage2", "stage3"]
+    sm = tab[tab["contrast"] == "self_model - ordinary"].set_index("group")
+    assert sm.loc["monitoring", "diff"] == pytest.approx(-0.5) and sm.loc["stage2", "diff"] == pytest.approx(0.0)
+    assert bool(sm.loc["monitoring", "ci_excludes_0"]) and not bool(sm.loc["stage2", "ci_excludes_0"])
+    d = (arms["random"] - arms["ordinary"])[1:]  # item i00 has no random score
+    rnd = tab[(tab["contrast"] == "random - ordinary") & (tab["group"] == "all")].iloc[0]
+    e = bootstrap_ci(d[np.argsort([f"i{i:02d}" for i in range(1, len(items))])])
+    assert (rnd["diff"], rnd["lo"], rnd["hi"], rnd["n"]) == pytest.approx((e.estimate, e.lo, e.hi, len(items) - 1))
