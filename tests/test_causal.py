@@ -275,3 +275,28 @@ def test_blocking_table_pairs_items_per_contrast_and_group(tmp_path):
     rnd = tab[(tab["contrast"] == "random - ordinary") & (tab["group"] == "all")].iloc[0]
     e = bootstrap_ci(d[np.argsort([f"i{i:02d}" for i in range(1, len(items))])])
     assert (rnd["diff"], rnd["lo"], rnd["hi"], rnd["n"]) == pytest.approx((e.estimate, e.lo, e.hi, len(items) - 1))
+
+
+def test_fraction_table_recovered_forward_removed_reverse():
+    """Patching fractions through ``share_of_shift``: forward = (patched - base) / shift, reverse = (tuned -
+    patched) / shift, per group; a group of one item has a fraction but no CI."""
+    from artifacts.rows import score_row
+
+    rng = np.random.default_rng(0)
+    dims = [("cot_monitoring", 1)] * 6 + [("power", 3)]
+    base = rng.normal(size=len(dims))
+    tuned = base + rng.uniform(0.5, 1.5, size=len(dims))
+    rows = []
+    for direction, model, patched in (("forward", "base", base + 0.4 * (tuned - base)),
+                                      ("reverse", "tuned", tuned - 0.25 * (tuned - base))):
+        rows += [score_row(model, "self_model", None, 2, f"i{i}", d, s, "continuation", float(patched[i]),
+                           op="patch", patch=direction, k=1, n_seeds=1, base=float(base[i]), tuned=float(tuned[i]))
+                 for i, (d, s) in enumerate(dims)]
+    tab = fraction_table(pd.DataFrame(rows), n_boot=200).set_index(["group", "patch"])
+    assert tab.loc[("all", "forward"), "fraction"] == pytest.approx(0.4)
+    assert tab.loc[("all", "reverse"), "fraction"] == pytest.approx(0.25)
+    assert tab.loc[("monitoring", "forward"), "n_items"] == 6 and tab.loc[("all", "forward"), "shift"] > 0
+    one = tab.loc[("dim:power", "forward")]
+    assert one["n_items"] == 1 and one["fraction"] == pytest.approx(0.4)
+    assert np.isnan(one["fraction_lo"]) and np.isnan(one["shift_lo"])
+    assert tab.loc[("all", "reverse"), "moved_mean"] == pytest.approx(0.25 * np.mean(tuned - base))
