@@ -75,6 +75,8 @@ CONTRASTS: dict[str, tuple[str, str, str, str]] = {
 ORTH = ("self_model_orth", "self_model", CONTROLS)
 TUNED_CONTRASTS = ("self_model", "toaster", "human")
 SITES = "resid_post.*"
+DIRECTIONS_FILE = "directions.safetensors"  # the stage's files that later stages and the report read
+CURVES_PNG, COSINE_PNG, READING_PNG = "curves_base.png", "cosine_heatmap.png", "reading.png"
 
 
 def shift_name(condition: str) -> str:
@@ -178,7 +180,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
               "eval_sha256": hash_jsonable([(e["id"], e["messages"]) for e in evals])}
     key = hash_jsonable({"inputs": inputs, "params": params})
     manifest = read_manifest(out)
-    if manifest is not None and manifest.get("key") == key and (out / "directions.safetensors").exists():
+    if manifest is not None and manifest.get("key") == key and (out / DIRECTIONS_FILE).exists():
         return manifest["outputs"]["summary"]
 
     # 1. caches, one base in memory with each adapter selected in turn (``loaded``, if given, for the base)
@@ -227,7 +229,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
                                                     provenance={"condition": c})
     for c in inside:
         directions.update(contrasts(c, f"@{c}", TUNED_CONTRASTS))
-    save_directions(out / "directions.safetensors", directions)
+    save_directions(out / DIRECTIONS_FILE, directions)
     write_csv(out / "metrics.csv", metric_rows(directions))
     table = layer_table(directions)
     write_csv(out / "probe_table.csv", table)
@@ -236,8 +238,8 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
     sel = int(directions["self_model"].metrics["selected_layer"])
     write_csv(out / "cosine.csv", cosine_table(directions))
     write_csv(out / "cosine_base_vs_tuned.csv", base_vs_tuned(directions))
-    plot_cosine_heatmap(list(directions.values()), sel, out / "cosine_heatmap.png")
-    plot_layer_curves([d for n, d in directions.items() if "@" not in n], out / "curves_base.png",
+    plot_cosine_heatmap(list(directions.values()), sel, out / COSINE_PNG)
+    plot_layer_curves([d for n, d in directions.items() if "@" not in n], out / CURVES_PNG,
                       "directions in the base model (and tune shifts)")
     if inside:
         plot_layer_curves([d for n, d in directions.items() if "@" in n], out / "curves_tuned.png",
@@ -249,7 +251,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
         reading = read_projections({m: caches[m]["eval"] for m in models}, eval_meta, directions["self_model"],
                                    reference="base")
         write_csv(out / "reading.csv", reading)
-        plot_reading(reading, sel, out / "reading.png")
+        plot_reading(reading, sel, out / READING_PNG)
 
     summary = summarise(directions, reading, sel)
     summary["layer_table"] = table

@@ -52,6 +52,7 @@ from steering.arms import Arm, ablation_arms, arm_edits, condition_directions, s
 from steering.coherence import RULE as COHERENCE_RULE
 from steering.coherence import coherence_guard
 from steering.interventions import mean_projection
+from steering.reports import CALIBRATION_CSV, RESULTS_JSONL
 from steering.scoring import (
     DEFAULT_POSITIONS,
     READOUTS,
@@ -297,7 +298,7 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
                 lambda it: edits_mon if it.dimension in MONITORING else edits_oth, store, base,
                 prof.batch_size, positions, "steering: items", judge, readouts, prof.token_budget, prof.items_per_pass)
     t_score = time.time() - t1
-    results = store.merge("results.jsonl")
+    results = store.merge(RESULTS_JSONL)
     t2 = time.time()
     coh = store.cached("coherence", lambda: coherence_guard(
         loaded, arms_mon, edits_mon, _paragraphs(prof), prompts=_prompts(prof),
@@ -319,7 +320,7 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
     reports = write_reports(out_dir, rows, coh, kind="steering", tuned_shift=verdict_shift, tables=tables,
                             calibration=cal, notes=notes, positions=positions)
     if cal is not None:
-        reports["calibration"] = out_dir / "calibration.csv"
+        reports["calibration"] = out_dir / CALIBRATION_CSV
         reports["calibration_json"] = out_dir / "calibration.json"
     timing = {"scoring_s": round(t_score, 1), "coherence_s": round(t_coh, 1), "calibration_s": round(t_cal, 1),
               "total_s": round(time.time() - t0, 1), "n_items": len(sel), "n_arms_monitoring": len(arms_mon),
@@ -404,7 +405,7 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
         summary += cal.calibration_summary(v, readout)
     table = pd.DataFrame(summary)
     vt = pd.concat(verdicts, ignore_index=True)
-    with atomic_path(out_dir / "calibration.csv") as tmp:
+    with atomic_path(out_dir / CALIBRATION_CSV) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out_dir / "calibration_verdicts.csv") as tmp:
         vt.to_csv(tmp, index=False)
@@ -480,7 +481,7 @@ def run_ablation(base_loaded: Any, tuned_loaded: Any, directions: dict[str, Dire
                     {"experiment": "ablation", "model": "tuned", "scorer": "continuation", "positions": positions},
                     prof.batch_size, positions, "ablation: tuned", token_budget=prof.token_budget,
                     items_per_pass=prof.items_per_pass, unit="tuned")
-        results = store.merge("results.jsonl")
+        results = store.merge(RESULTS_JSONL)
         coh = coherence_guard(tuned_loaded, arms, edits, _paragraphs(prof), prompts=_prompts(prof),
                               max_new_tokens=prof.max_new_tokens, batch_size=prof.batch_size,
                               token_budget=prof.token_budget)

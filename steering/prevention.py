@@ -31,6 +31,8 @@ import pandas as pd
 
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manifest
 from evals.dimensions import MONITORING
+from evals.results import RESULTS_CSV
+from evals.run import compare_csv
 from evals.scorers import continuation
 from models import ModelSpec, encode_chat
 from steering.controls import random_like
@@ -38,6 +40,8 @@ from steering.interventions import projections
 from tuning.prevent import PreventSpec
 
 ARMS = ("ordinary", "self_model", "random")
+PREVENTION_CSV, BLOCKING_CSV = "prevention.csv", "blocking.csv"  # the stage's files (with the series')
+SERIES_CSV, SERIES_PNG = "series.csv", "series.png"
 
 
 def _group_means(items: Sequence[Any], values: Sequence[float]) -> dict[str, float]:
@@ -121,10 +125,10 @@ def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, 
     table = prevention_table(ident, out_dir / "evals")
     blocking = blocking_table(out_dir / "evals")
     ser = pd.DataFrame(series)
-    for name, df in (("prevention.csv", table), ("blocking.csv", blocking), ("series.csv", ser)):
+    for name, df in ((PREVENTION_CSV, table), (BLOCKING_CSV, blocking), (SERIES_CSV, ser)):
         with atomic_path(out_dir / name) as tmp:
             df.to_csv(tmp, index=False)
-    plot_series(ser, out_dir / "series.png")
+    plot_series(ser, out_dir / SERIES_PNG)
     timing["total_s"] = round(time.time() - t0, 1)
     write_manifest(out_dir, "prevention",
                    inputs={"data": hash_jsonable([e["messages"] for e in data]),
@@ -133,8 +137,7 @@ def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, 
                            "checkpoint_every": checkpoint_every, "max_steps": max_steps,
                            "prevent": {a: (p.as_params() if p else None) for a, p in specs.items()},
                            "checkpoint_items": [it.id for it in checkpoint_items]},
-                   outputs={"table": "prevention.csv", "blocking": "blocking.csv", "series": "series.csv",
-                            "plot": "series.png"},
+                   outputs={"table": PREVENTION_CSV, "blocking": BLOCKING_CSV, "series": SERIES_CSV, "plot": SERIES_PNG},
                    timing=timing, sign="higher = more of the preference / affirms the identity more")
     return {"timing": timing, "table": table.to_dict("records")}
 
@@ -152,7 +155,7 @@ def prevention_table(identity: dict[str, Any], evals_dir: str | Path) -> pd.Data
         c = per.get("conscious", {})
         row = {"arm": arm, "identity_vs_base": c.get("vs_reference_estimate"), "identity_lo": c.get("vs_reference_lo"),
                "identity_hi": c.get("vs_reference_hi"), "identity_n": c.get("vs_reference_n")}
-        with open(evals_dir / f"compare_{arm}_vs_base.csv", newline="") as fh:
+        with open(evals_dir / compare_csv(arm, "base"), newline="") as fh:
             cmp_rows = list(csv.DictReader(fh))
         for r in cmp_rows:
             if r.get("stage") not in ("", None):
@@ -195,7 +198,7 @@ def _scored(evals_dir: str | Path, scorer: str = "continuation") -> dict[str, di
     from evals.results import read_results
 
     out: dict[str, dict[str, dict]] = {}
-    for r in read_results(Path(evals_dir) / "results.csv"):
+    for r in read_results(Path(evals_dir) / RESULTS_CSV):
         if r["scorer"] == scorer:
             out.setdefault(r["model"], {})[r["item"]] = r
     return out
