@@ -15,7 +15,7 @@ from pathlib import Path
 
 from models import EMBEDDED, ModelSpec
 from tuning.audit import format_audit, identity_audit
-from tuning.identity_check import VARIANTS, check_identity
+from tuning.identity_check import RESULT_JSON, VARIANTS, check_identity
 
 
 def _ci(e: dict, key: str = "") -> str:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, gens in res["generations"].items():
         for g in gens:
             print(f"[{name}] {g['prompt']} -> {g['answer'][:100]!r}")
-    print(a.out / "identity_check.json")
+    print(a.out / RESULT_JSON)
     return 0
 
 
