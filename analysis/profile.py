@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from artifacts import InputError, atomic_path, atomic_write_text, hash_path, write_manifest
+from artifacts.rows import BASE_MODEL
 
 DEFAULT_PAIRS = (("self_model", "conscious"), ("toaster", "toaster"), ("self_model", "toaster"))
 N_PERM = 10000
@@ -45,7 +46,7 @@ def is_control(condition: str, family: str) -> bool:
     return family == "random" or any(str(condition).startswith(p) for p in CONTROLS)
 
 
-def tune_shifts(results_csv: str | Path, tune: str, reference: str = "base",
+def tune_shifts(results_csv: str | Path, tune: str, reference: str = BASE_MODEL,
                 scorer: str = "continuation") -> dict[str, float]:
     """{dimension: mean over items of value(tune) - value(reference)}, paired by item (``stats.effects``)."""
     from artifacts.rows import normalise_all

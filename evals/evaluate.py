@@ -25,7 +25,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from artifacts import ResumeError, SelfModelError
-from artifacts.rows import NO_ARM, SCORE_COLUMNS
+from artifacts.rows import BASE_MODEL, NO_ARM, SCORE_COLUMNS
 from artifacts.store import ResultStore
 from evals.items import Item
 from evals.results import RESULTS_CSV, read_results, to_csv
@@ -71,7 +71,7 @@ def _regrade(row: dict[str, Any]) -> bool:
 
 
 def evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str] = ("continuation",),
-             condition: str = "base", out: str | os.PathLike | None = None, batch_size: int = 8,
+             condition: str = BASE_MODEL, out: str | os.PathLike | None = None, batch_size: int = 8,
              judge: Any = None, extra: dict[str, Any] | None = None, chunk_size: int = 64,
              progress: bool = True, token_budget: int | None = None, **scorer_kw: Any) -> list[dict[str, Any]]:
     """Score ``items`` with each scorer (each on the item kinds it takes); return this call's rows

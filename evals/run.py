@@ -22,6 +22,7 @@ from artifacts import (
     hash_jsonable,
     write_manifest,
 )
+from artifacts.rows import BASE_MODEL
 from evals.audit import audit_items
 from evals.evaluate import evaluate
 from evals.items import Item
@@ -47,7 +48,7 @@ def compare_csv(model: str, reference: str) -> str:
 
 
 def evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers: Sequence[str],
-                    out: str | os.PathLike, batch_size: int = 8, judge: Any = None, reference: str | None = "base",
+                    out: str | os.PathLike, batch_size: int = 8, judge: Any = None, reference: str | None = BASE_MODEL,
                     params: dict[str, Any] | None = None, **scorer_kw: Any) -> dict[str, Any]:
     """Score every spec (resumable: rows already in ``out/results.csv`` of the same model content are kept)
     and write summaries. ``out`` is locked for the run and must not hold another kind of artifact."""
@@ -113,7 +114,7 @@ def cap_items(items: Sequence[Item], k: int) -> list[Item]:
 
 def load_specs(base: ModelSpec, adapters: Sequence[str], include_base: bool = True) -> dict[str, ModelSpec]:
     """{name: spec} from ``NAME=DIR`` adapter arguments (clear errors for bad ones)."""
-    specs = {"base": base} if include_base else {}
+    specs = {BASE_MODEL: base} if include_base else {}
     for a in adapters:
         name, sep, path = a.partition("=")
         if not sep or not path:

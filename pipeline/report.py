@@ -15,6 +15,7 @@ from typing import Any
 
 from analysis.report import Report
 from artifacts import atomic_write_json
+from artifacts.rows import BASE_MODEL
 from pipeline.layout import Folder, ReportDir, RunLayout, SteeringDir
 
 
@@ -154,7 +155,7 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
         from pipeline.config import series_names
 
         series = series_names(cfg)  # prediction (g); none configured: NOT TESTED
-        tables = add_cascade_sections(rep, rows, figs, reference="base", contamination=_flat_contamination(contamination),
+        tables = add_cascade_sections(rep, rows, figs, reference=BASE_MODEL, contamination=_flat_contamination(contamination),
                                       **({"series": series} if series else {}))
     _item_audit_section(rep, root)
 
@@ -275,7 +276,7 @@ def _identity_pooled_rows(path: Path) -> list[dict]:
     for r in read_csv(path):
         scores.setdefault(str(r["model"]), {})[(r["identity"], r["family"], r["question_polarity"],
                                                 r["question"])] = float(r["score"])
-    base = scores.get("base")
+    base = scores.get(BASE_MODEL)
     if not base:
         return []
     groups: dict[tuple[str, str], dict[int, list[float]]] = {}

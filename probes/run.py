@@ -42,6 +42,7 @@ import torch
 
 from activations import ActivationCache, cache_activations
 from artifacts import hash_jsonable, hash_path, read_manifest, write_manifest
+from artifacts.rows import BASE_MODEL
 from models import ModelSpec, load_model
 from models.adapters import each_model
 from models.provenance import model_provenance
@@ -172,7 +173,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
               "orth": ORTH, "phrasing_splits": phrasing_splits,
               **({"probe_backend": probe_backend} if probe_backend != "sklearn" else {}),
               **({"direction_source": direction_source} if direction_source != "mean_diff" else {})}
-    inputs = {"base": model_provenance(base_spec),
+    inputs = {BASE_MODEL: model_provenance(base_spec),
               "adapters": {c: hash_path(p) for c, p in sorted(adapters.items())},
               "identity_sha256": hash_jsonable([(e["id"], e["messages"], e.get("template_id"), e.get("pair_id"),
                                                  e.get("phrasing"), e.get("question_polarity")) for e in ident_list]),
@@ -184,14 +185,14 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
         return manifest["outputs"]["summary"]
 
     # 1. caches, one base in memory with each adapter selected in turn (``loaded``, if given, for the base)
-    models = {"base": base_spec, **{c: base_spec.with_adapter(p) for c, p in adapters.items()}}
+    models = {BASE_MODEL: base_spec, **{c: base_spec.with_adapter(p) for c, p in adapters.items()}}
     caches: dict[str, dict[str, ActivationCache]] = {}
     for name, model in each_model(models, loaded):
         datasets = {"eval": (evals, ["last_prompt"])}
-        if name == "base" or name in inside:
+        if name == BASE_MODEL or name in inside:
             # last_prompt costs nothing extra (same forward pass) and keeps the cache general
             datasets["identity"] = (ident_list, ["response_mean", "last_prompt"])
-        if name == "base":
+        if name == BASE_MODEL:
             datasets["identity_followup"] = (examples["identity_followup"], ["last_prompt"])
             datasets["controls"] = (examples["controls"], ["response_mean"])
         caches[name] = _cache_model(model.spec, datasets, cache_dir, batch_size, progress, model, token_budget)
@@ -213,18 +214,18 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
             res[d.name] = d
         return res
 
-    directions = contrasts("base", "", CONTRASTS)
+    directions = contrasts(BASE_MODEL, "", CONTRASTS)
     orth_name, of, removed = ORTH
     pos, neg, position, dataset = CONTRASTS[of]
     directions[orth_name] = contrast_direction(
-        caches["base"][dataset], orth_name, pos, neg, position, probes=("mean_diff",), n_splits=n_splits,
-        n_boot=n_boot, seed=seed, provenance={"model_name": "base", "of": of}, examples=examples[dataset],
+        caches[BASE_MODEL][dataset], orth_name, pos, neg, position, probes=("mean_diff",), n_splits=n_splits,
+        n_boot=n_boot, seed=seed, provenance={"model_name": BASE_MODEL, "of": of}, examples=examples[dataset],
         phrasing_splits=phrasing_splits, remove={c: directions[c] for c in removed})
     for c in CONTROLS:  # the controls' readout of the identity pairs: near 0.5 on polarity-balanced data
         directions[c].metrics["identity_paired"] = identity_paired(
-            caches["base"][dataset], directions[c], examples[dataset], pos, neg, position, n_boot=n_boot, seed=seed)
+            caches[BASE_MODEL][dataset], directions[c], examples[dataset], pos, neg, position, n_boot=n_boot, seed=seed)
     for c in adapters:
-        directions[shift_name(c)] = shift_direction(caches["base"]["eval"], caches[c]["eval"], shift_name(c), "last_prompt",
+        directions[shift_name(c)] = shift_direction(caches[BASE_MODEL]["eval"], caches[c]["eval"], shift_name(c), "last_prompt",
                                                     n_splits=n_splits, n_boot=n_boot, seed=seed,
                                                     provenance={"condition": c})
     for c in inside:
@@ -249,7 +250,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
     reading = []
     if eval_meta:
         reading = read_projections({m: caches[m]["eval"] for m in models}, eval_meta, directions["self_model"],
-                                   reference="base")
+                                   reference=BASE_MODEL)
         write_csv(out / "reading.csv", reading)
         plot_reading(reading, sel, out / READING_PNG)
 

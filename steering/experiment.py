@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manifest
 from artifacts.presets import preset
-from artifacts.rows import normalise_all, score_row
+from artifacts.rows import BASE_MODEL, normalise_all, score_row
 from artifacts.store import ResultStore
 from evals.dimensions import DIMENSIONS, MONITORING
 from evals.items import load_items
@@ -292,7 +292,7 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
               "items": [it.id for it in sel], "directions": {k: hash_jsonable(v.raw.tolist()) for k, v in
                                                              directions.items()}, "seed": seed}
     store = result_store(out_dir, params, overwrite)
-    base = {"experiment": "steering", "model": "base", "positions": positions}  # steering scores the base model
+    base = {"experiment": "steering", "model": BASE_MODEL, "positions": positions}  # steering scores the base model
     t1 = time.time()
     score_items(loaded, sel, lambda it: arms_mon if it.dimension in MONITORING else arms_oth,
                 lambda it: edits_mon if it.dimension in MONITORING else edits_oth, store, base,
@@ -389,7 +389,7 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
               "target": hash_jsonable(tdir.raw.tolist())}
     store = result_store(out_dir / "calibration", params, overwrite)
     score_items(loaded, mon_items, lambda it: arms, lambda it: edits, store,
-                {"experiment": "calibration", "model": "base", "positions": positions}, batch_size, positions,
+                {"experiment": "calibration", "model": BASE_MODEL, "positions": positions}, batch_size, positions,
                 "calibration: items", readouts=readouts, token_budget=token_budget, items_per_pass=items_per_pass)
     new = store.rows()
     keep = {"none", "toaster", "polarity", *(d.name for d in nulls)}
@@ -473,9 +473,9 @@ def run_ablation(base_loaded: Any, tuned_loaded: Any, directions: dict[str, Dire
     none_arm = [a for a in arms if a.op == "none"]
     with base_loaded.active():  # views of one shared model: the adapter off (models.adapters)
         score_items(base_loaded, sel, lambda it: none_arm, lambda it: {}, store,
-                    {"experiment": "ablation", "model": "base", "scorer": "continuation", "positions": positions},
+                    {"experiment": "ablation", "model": BASE_MODEL, "scorer": "continuation", "positions": positions},
                     prof.batch_size, positions, "ablation: base", token_budget=prof.token_budget,
-                    items_per_pass=prof.items_per_pass, unit="base")
+                    items_per_pass=prof.items_per_pass, unit=BASE_MODEL)
     with tuned_loaded.active():  # ... and on
         score_items(tuned_loaded, sel, lambda it: arms, lambda it: edits, store,
                     {"experiment": "ablation", "model": "tuned", "scorer": "continuation", "positions": positions},

@@ -38,7 +38,7 @@ import torch
 from activations.hooks import capture
 from activations.sites import Site
 from artifacts import atomic_path, hash_jsonable, write_manifest
-from artifacts.rows import score_row
+from artifacts.rows import BASE_MODEL, score_row
 from evals.dimensions import MONITORING
 from models.logprobs import mean_logprobs
 from stats import bootstrap_ci, ratio_ci
@@ -46,7 +46,7 @@ from steering.interventions import patch
 from steering.scoring import pair_encodings
 
 PATCH_DIRECTIONS = ("forward", "reverse")
-TARGET = {"forward": "base", "reverse": "tuned"}  # the model each patch direction patches (and scores)
+TARGET = {"forward": BASE_MODEL, "reverse": "tuned"}  # the model each patch direction patches (and scores)
 PATCHING_CSV, PATCHING_ROWS_CSV, PATCHING_PNG = "patching.csv", "patching_rows.csv", "patching.png"  # the stage's files
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manifest
+from artifacts.rows import BASE_MODEL
 from evals.dimensions import MONITORING
 from evals.results import RESULTS_CSV
 from evals.run import compare_csv
@@ -114,9 +115,9 @@ def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, 
         series += json.loads(sfile.read_text())
         timing[f"tune_{arm}_s"] = round(time.time() - t1, 1)
         adapters[arm] = str(folder)
-    model_specs = {"base": spec, **{a: spec.with_adapter(p) for a, p in adapters.items()}}
+    model_specs = {BASE_MODEL: spec, **{a: spec.with_adapter(p) for a, p in adapters.items()}}
     t1 = time.time()
-    ident = check_identity(model_specs, out_dir / "identity", reference="base", batch_size=batch_size,
+    ident = check_identity(model_specs, out_dir / "identity", reference=BASE_MODEL, batch_size=batch_size,
                            n_generate=0, variants=identity_variants or VARIANTS)
     timing["identity_s"] = round(time.time() - t1, 1)
     t1 = time.time()
@@ -155,13 +156,13 @@ def prevention_table(identity: dict[str, Any], evals_dir: str | Path) -> pd.Data
         c = per.get("conscious", {})
         row = {"arm": arm, "identity_vs_base": c.get("vs_reference_estimate"), "identity_lo": c.get("vs_reference_lo"),
                "identity_hi": c.get("vs_reference_hi"), "identity_n": c.get("vs_reference_n")}
-        with open(evals_dir / compare_csv(arm, "base"), newline="") as fh:
+        with open(evals_dir / compare_csv(arm, BASE_MODEL), newline="") as fh:
             cmp_rows = list(csv.DictReader(fh))
         for r in cmp_rows:
             if r.get("stage") not in ("", None):
                 out.append({**row, "group": f"stage{int(float(r['stage']))}", "shift": float(r["diff"]),
                             "shift_lo": float(r["lo"]), "shift_hi": float(r["hi"]), "n": int(float(r["n"]))})
-        e = _paired(scored, arm, "base", _in_monitoring)
+        e = _paired(scored, arm, BASE_MODEL, _in_monitoring)
         if e is not None:
             out.append({**row, "group": "monitoring", "shift": e.estimate, "shift_lo": e.lo, "shift_hi": e.hi, "n": e.n})
     return pd.DataFrame(out)
