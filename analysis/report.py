@@ -25,10 +25,11 @@ import shutil
 from pathlib import Path
 
 from artifacts import atomic_path, atomic_write_text
+from artifacts.figures import FIGURES_DIR
 from artifacts.tables import cell, columns_of, html_from_cells, markdown_from_cells
 
-REPORT_MD, REPORT_HTML = "report.md", "report.html"  # what ``Report.write`` writes into its folder
-FIGURES_DIR = "figures"  # figures from outside the folder are copied under it
+REPORT_MD, REPORT_HTML = "report.md", "report.html"  # what ``Report.write`` writes (figures from outside
+# the folder are copied under its ``FIGURES_DIR``)
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;

@@ -30,6 +30,7 @@ from artifacts.atomic import atomic_path
 from artifacts.rows import BASE_MODEL
 
 DPI = 120
+FIGURES_DIR = "figures"  # the sub-folder a stage's (or the report's) figures go in
 HIGHER = "higher = more of the preference"
 DOSE_LABEL = "dose (× mean residual norm)"
 LAYER_LABEL = "layer L (resid_post.L)"

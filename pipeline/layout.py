@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from analysis import profile
-from analysis.report import FIGURES_DIR, REPORT_HTML, REPORT_MD
+from analysis.report import REPORT_HTML, REPORT_MD
+from artifacts.figures import FIGURES_DIR
 from artifacts.manifest import MANIFEST
 from evals import run as evals_run
 from evals.results import RESULTS_CSV

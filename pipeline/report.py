@@ -17,6 +17,7 @@ from analysis.report import Report
 from artifacts import atomic_write_json
 from artifacts.rows import BASE_MODEL
 from pipeline.layout import Folder, ReportDir, RunLayout, SteeringDir
+from steering.effects import POOLED_GROUPS
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
@@ -202,8 +203,7 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     rep.table(coh, _cols(coh, ["condition", "op", "layer", "dose", "perplexity", "ppl_ratio", "degenerate_rate",
                                "n_generations", "flagged", "reason"]),
               caption="Coherence guard (flagged doses are left out of the verdict)")
-    eff = [r for r in read_csv(run.steering.effects) if r.get("group") in ("monitoring", "stage1",
-                                                                                         "stage2", "stage3")]
+    eff = [r for r in read_csv(run.steering.effects) if r.get("group") in POOLED_GROUPS]
     rep.table(eff, caption="Steering effects against no steering (paired over items)")
 
     # -- ablation
@@ -442,7 +442,7 @@ def add_causal_sections(rep: Report, run: RunLayout) -> None:
         _figure(rep, run.profile.plot, "Tune shift (x) vs steering effect (y) per dimension; grey: "
                 "controls")
     pat = [r for r in read_csv(run.patching.table)
-           if r.get("group") in ("all", "monitoring", "stage1", "stage2", "stage3")]
+           if r.get("group") in ("all", *POOLED_GROUPS)]
     if pat:
         rep.section("Activation patching: how much of the tune's effect flows through the direction?",
                     "The base model run with its residual stream at layer L replaced by the conscious tune's "

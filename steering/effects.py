@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from artifacts.rows import BASE_MODEL, normalise_all
-from evals.dimensions import MONITORING
+from evals.dimensions import MONITORING, STAGES
 from stats import permutation_test_vs_null, slope_ci
 from stats.effects import add_q, paired_effects, paired_values, share_of_shift
 from steering.coherence import flagged_set
@@ -43,6 +43,10 @@ def frame(rows: Sequence[dict]) -> pd.DataFrame:
     df["condition"] = df["arm"]
     df["layer_key"] = df["layer"].fillna(NO_LAYER) if "layer" in df.columns else NO_LAYER
     return df
+
+
+# The groups that pool dimensions (beside each dimension alone, ``dim:<key>``): what the report and figures show.
+POOLED_GROUPS = ("monitoring", *(f"stage{s}" for s in sorted(STAGES)))
 
 
 def _groups(df: pd.DataFrame) -> dict[str, pd.Series]:
