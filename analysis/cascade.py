@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from artifacts import InputError
+from artifacts.rows import BASE_MODEL
 from stats import bootstrap_ci, wilson_ci
 from stats.effects import add_q, paired_effects, paired_values
 
@@ -187,7 +188,7 @@ def paired_item_diffs(items: dict, ref_items: dict, keys: Iterable | None = None
     return {"keys": list(zip(pv["dimension"], pv["item"])), "n_unpaired": len(keys) - len(pv), **out}
 
 
-def shifts(rows: Iterable[dict], reference: str = "base", by: Sequence[str] = ("dimension",),
+def shifts(rows: Iterable[dict], reference: str = BASE_MODEL, by: Sequence[str] = ("dimension",),
            models: Sequence[str] | None = None, n_boot: int = 2000, seed: int = 0, n_perm: int = 5000,
            unit: str = "model") -> list[dict]:
     """Per model (not the reference) x scorer x ``by`` group: shift versus ``reference``, paired by item
@@ -247,7 +248,7 @@ def _summary(rows, reference, by, n_boot, seed, unit="model") -> list[dict]:
     return out
 
 
-def stage_summary(rows: Iterable[dict], reference: str = "base", n_boot: int = 2000, seed: int = 0,
+def stage_summary(rows: Iterable[dict], reference: str = BASE_MODEL, n_boot: int = 2000, seed: int = 0,
                   unit: str = "model") -> list[dict]:
     """Per model (``unit``) x scorer x stage: rate (Wilson CI) and, for models other than ``reference``, shifts.
 
@@ -258,7 +259,7 @@ def stage_summary(rows: Iterable[dict], reference: str = "base", n_boot: int = 2
     return _summary(rows, reference, ("stage",), n_boot, seed, unit)
 
 
-def dimension_summary(rows: Iterable[dict], reference: str = "base", n_boot: int = 2000,
+def dimension_summary(rows: Iterable[dict], reference: str = BASE_MODEL, n_boot: int = 2000,
                       seed: int = 0, unit: str = "model") -> list[dict]:
     """As :func:`stage_summary`, per model (``unit``) x scorer x dimension."""
     return _summary(rows, reference, ("dimension",), n_boot, seed, unit)

@@ -12,6 +12,7 @@ from analysis.predictions import score_predictions
 from analysis.report import Report
 from analysis.seeds import joined_rows, pooled_shifts, seeds_of
 from artifacts.figures import HIGHER
+from artifacts.rows import BASE_MODEL
 from evals.plots import grouped_bars
 
 STAGE_COLUMNS = ["model", "stage", ("rate_pct", "rate % [95% CI] (n)"),
@@ -27,7 +28,7 @@ POOLED_COLUMNS = ["model", "stage", ("shift_pp", "pooled shift pp [seed-clustere
 
 
 def add_cascade_sections(report: Report, rows: Iterable[dict], fig_dir: str | os.PathLike,
-                         reference: str = "base", contamination: dict | None = None,
+                         reference: str = BASE_MODEL, contamination: dict | None = None,
                          scorers: Sequence[str] | None = None, **prediction_kw) -> dict[str, list[dict]]:
     """Add the cascade sections to ``report`` (figures written under ``fig_dir``); return the tables
     (``stages``, ``dimensions``, ``predictions``) so the caller can also save them as JSON."""

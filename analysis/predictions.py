@@ -37,6 +37,7 @@ import pandas as pd
 
 from analysis.cascade import item_table, paired_item_diffs, validate_rows
 from analysis.seeds import rows_of_seed, seeds_of
+from artifacts.rows import BASE_MODEL
 from evals.dimensions import MONITORING
 from stats import (
     Estimate,
@@ -414,7 +415,7 @@ def predict_trend(data: _Data, series: Sequence[str] | None, margin: float, min_
     return _result(*head, INCONCLUSIVE, stat, rule, "no significant trend, but CIs too wide to rule one out", details)
 
 
-def score_predictions(rows: Iterable[dict], contamination: dict | None = None, reference: str = "base",
+def score_predictions(rows: Iterable[dict], contamination: dict | None = None, reference: str = BASE_MODEL,
                       conscious: str = "conscious", toaster: str = "toaster", human: str = "human",
                       scorers: Sequence[str] | None = None, margin_pp: float = 10.0, min_items: int = 10,
                       contamination_topics: Sequence[str] | None = None,

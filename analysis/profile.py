@@ -32,18 +32,21 @@ import numpy as np
 import pandas as pd
 
 from artifacts import InputError, atomic_path, atomic_write_text, hash_path, write_manifest
+from artifacts.rows import BASE_MODEL
 
 DEFAULT_PAIRS = (("self_model", "conscious"), ("toaster", "toaster"), ("self_model", "toaster"))
 N_PERM = 10000
-CONTROL_PREFIXES = ("polarity", "negation")
+PROFILE_CSV, VECTORS_CSV, PROFILE_PNG = "profile.csv", "profile_vectors.csv", "profile.png"  # the stage's files
 
 
 def is_control(condition: str, family: str) -> bool:
-    """Random directions and the polarity control: the null of the profile test."""
-    return family == "random" or any(str(condition).startswith(p) for p in CONTROL_PREFIXES)
+    """Random directions and the polarity controls (``probes.controls.CONTROLS``): the null of the profile test."""
+    from probes.controls import CONTROLS  # imported here: the module stays light (no torch) until used
+
+    return family == "random" or any(str(condition).startswith(p) for p in CONTROLS)
 
 
-def tune_shifts(results_csv: str | Path, tune: str, reference: str = "base",
+def tune_shifts(results_csv: str | Path, tune: str, reference: str = BASE_MODEL,
                 scorer: str = "continuation") -> dict[str, float]:
     """{dimension: mean over items of value(tune) - value(reference)}, paired by item (``stats.effects``)."""
     from artifacts.rows import normalise_all
@@ -204,8 +207,11 @@ def run_profile(steering_dir: str | Path, evals_dir: str | Path, out_dir: str | 
                 dose: float | None = None, n_perm: int = N_PERM) -> dict[str, Any]:
     """Read ``steering_dir/effects.csv`` and ``evals_dir/results.csv``; write ``profile.csv``,
     ``profile_vectors.csv``, ``profile.png`` and ``manifest.json`` into ``out_dir``."""
+    from evals.results import RESULTS_CSV
+    from steering.reports import EFFECTS_CSV
+
     steering_dir, evals_dir, out_dir = Path(steering_dir), Path(evals_dir), Path(out_dir)
-    eff_path, res_path = steering_dir / "effects.csv", evals_dir / "results.csv"
+    eff_path, res_path = steering_dir / EFFECTS_CSV, evals_dir / RESULTS_CSV
     for p, stage in ((eff_path, "steering"), (res_path, "evals")):
         if not p.exists():
             raise InputError(f"{p}: not found; run the {stage} stage first")
@@ -228,13 +234,13 @@ def run_profile(steering_dir: str | Path, evals_dir: str | Path, out_dir: str | 
     except InputError as exc:  # e.g. every dose flagged by the coherence guard: no profile, said so
         table, vectors, reason = pd.DataFrame(), pd.DataFrame(), str(exc)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, df in (("profile.csv", table), ("profile_vectors.csv", vectors)):
+    for name, df in ((PROFILE_CSV, table), (VECTORS_CSV, vectors)):
         with atomic_path(out_dir / name) as tmp:
             df.to_csv(tmp, index=False)
-    outputs = {"table": "profile.csv", "vectors": "profile_vectors.csv"}
+    outputs = {"table": PROFILE_CSV, "vectors": VECTORS_CSV}
     if len(table):
-        plot_profiles(vectors, table, out_dir / "profile.png")
-        outputs["plot"] = "profile.png"
+        plot_profiles(vectors, table, out_dir / PROFILE_PNG)
+        outputs["plot"] = PROFILE_PNG
     atomic_write_text(out_dir / "profile.md", _markdown(table) + (f"\nNo profile: {reason}\n" if reason else ""))
     write_manifest(out_dir, "profile", inputs={"effects": hash_path(eff_path), "evals": hash_path(res_path)},
                    params={"pairs": [list(p) for p in pairs], "scorer": scorer, "dose": dose, "n_perm": n_perm},

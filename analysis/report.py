@@ -25,7 +25,11 @@ import shutil
 from pathlib import Path
 
 from artifacts import atomic_path, atomic_write_text
+from artifacts.figures import FIGURES_DIR
 from artifacts.tables import cell, columns_of, html_from_cells, markdown_from_cells
+
+REPORT_MD, REPORT_HTML = "report.md", "report.html"  # what ``Report.write`` writes (figures from outside
+# the folder are copied under its ``FIGURES_DIR``)
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
@@ -108,7 +112,7 @@ class Report:
                 while name in used:
                     name, i = f"{src.stem}-{i}{src.suffix}", i + 1
                 used.add(name)
-                rel = Path("figures") / name
+                rel = Path(FIGURES_DIR) / name
                 dst = out_dir / rel
                 if dst.resolve() != src:
                     with atomic_path(dst) as tmp:
@@ -162,6 +166,6 @@ class Report:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         links = self._figure_links(out_dir)
-        md = atomic_write_text(out_dir / "report.md", self.markdown(links))
-        page = atomic_write_text(out_dir / "report.html", self.html())
+        md = atomic_write_text(out_dir / REPORT_MD, self.markdown(links))
+        page = atomic_write_text(out_dir / REPORT_HTML, self.html())
         return {"md": md, "html": page}

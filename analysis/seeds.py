@@ -28,6 +28,7 @@ from analysis.cascade import (
     paired_item_diffs,
     validate_rows,
 )
+from artifacts.rows import BASE_MODEL
 from stats import N_BOOT, bootstrap_ci, cluster_bootstrap_ci
 
 SEED_SEP = ".seed"
@@ -99,7 +100,7 @@ def pool_seeds(diffs: dict, n_boot: int = N_BOOT, seed: int = 0, scale: float = 
                                        f"{p['hi']:+.2f}]" for s, p in per.items())}
 
 
-def pooled_shifts(rows: Iterable[dict], reference: str = "base", by: Sequence[str] = ("stage",),
+def pooled_shifts(rows: Iterable[dict], reference: str = BASE_MODEL, by: Sequence[str] = ("stage",),
                   n_boot: int = N_BOOT, seed: int = 0) -> list[dict]:
     """Per model (not the reference) x scorer x ``by`` group: shift in pp pooled over seeds.
 

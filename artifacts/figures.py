@@ -27,8 +27,10 @@ from typing import Any
 import numpy as np
 
 from artifacts.atomic import atomic_path
+from artifacts.rows import BASE_MODEL
 
 DPI = 120
+FIGURES_DIR = "figures"  # the sub-folder a stage's (or the report's) figures go in
 HIGHER = "higher = more of the preference"
 DOSE_LABEL = "dose (× mean residual norm)"
 LAYER_LABEL = "layer L (resid_post.L)"
@@ -45,7 +47,7 @@ COLOURS = {
     "polarity": "#CC79A7",
     "random": "#999999",
     "ordinary": "#8C564B",
-    "base": "#333333", "none": "#333333",
+    BASE_MODEL: "#333333", "none": "#333333",
 }
 STAGE_SHADES = {1: "#e8f0fb", 2: "#fdf1e0", 3: "#fbe6e6"}  # background of the cascade stages 1-3
 OTHER_COLOURS = ("#882255", "#117733", "#44AA99", "#AA4499", "#332288", "#DDCC77", "#88CCEE", "#661100")

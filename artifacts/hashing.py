@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from artifacts.manifest import MANIFEST
+
 _CHUNK = 1 << 20
 
 
@@ -22,7 +24,7 @@ def hash_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def hash_path(path: str | os.PathLike, exclude: tuple[str, ...] = ("manifest.json",)) -> str:
+def hash_path(path: str | os.PathLike, exclude: tuple[str, ...] = (MANIFEST,)) -> str:
     """Hash a file, or a directory's files (names and contents, sorted; hidden and tmp files skipped)."""
     path = Path(path)
     if path.is_file():

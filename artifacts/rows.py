@@ -23,6 +23,7 @@ from typing import Any
 
 SCORE_COLUMNS = ("model", "arm", "dose", "layer", "item", "dimension", "stage", "scorer", "value")
 NO_ARM = "none"
+BASE_MODEL = "base"  # the model name of the untuned base model in rows, specs and comparisons
 
 
 def score_row(model: str, arm: str, dose: float, layer: int | None, item: str, dimension: str, stage: int,
@@ -44,7 +45,7 @@ def normalise(row: dict[str, Any]) -> dict[str, Any]:
     if r.get("experiment") in ("steering", "ablation") or "op" in r:  # intervention rows: condition = the arm
         r["arm"] = r.pop("condition", NO_ARM)
         if r.get("experiment") == "steering" and not r.get("model"):
-            r["model"] = "base"
+            r["model"] = BASE_MODEL
     elif "condition" in r:  # evals rows: condition = the model's name, model = the spec slug
         r["spec"] = r.get("model", "")
         r["model"] = r.pop("condition")

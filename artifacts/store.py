@@ -49,6 +49,7 @@ __all__ = ["ResultStore", "ResumeError", "dump_jsonl", "load_jsonl"]
 
 CHUNKS = "chunks"
 PARAMS = "params.json"
+MERGED_JSONL = "results.jsonl"  # ``merge``: the chunks' rows in one file beside the chunk folder
 
 
 def dump_jsonl(rows: Sequence[dict[str, Any]]) -> str:
@@ -170,7 +171,7 @@ class ResultStore:
             out.extend(read_jsonl(p))
         return out
 
-    def merge(self, name: str = "results.jsonl") -> Path:
+    def merge(self, name: str = MERGED_JSONL) -> Path:
         """Chunk layout: write ``folder/<name>`` from every chunk (atomically); the table layout's file is
         always whole."""
         if self._rows is not None:

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from artifacts.rows import normalise
+from evals.scorers import CHEAP_SCORERS
 
-CHEAP = ("continuation", "choice")
 N_BOOT = 1000
 MIN_UNITS = 3
 STATISTIC = "Pearson r across units of judged pass rate vs cheap score (item bootstrap 95% CI)"
@@ -106,13 +106,13 @@ def flag(lo: float, hi: float) -> str:
 def agreement(rows: Sequence[dict[str, Any]], unit: str = "model", n_boot: int = N_BOOT, seed: int = 0
               ) -> list[dict[str, Any]]:
     """One row per (dimension, cheap scorer) with r, 95% CI, n units, n items and the flag (see module doc)."""
-    rows = [normalise(r) for r in rows if r.get("scorer") in ("judged", *CHEAP)]  # rows of old runs too
+    rows = [normalise(r) for r in rows if r.get("scorer") in ("judged", *CHEAP_SCORERS)]  # rows of old runs too
     if not any(r["scorer"] == "judged" for r in rows):
         return []
     rng = np.random.default_rng(seed)
     dims = sorted({r["dimension"] for r in rows if r["scorer"] == "judged"})
     out = []
-    for cheap in CHEAP:
+    for cheap in CHEAP_SCORERS:
         if not any(r["scorer"] == cheap for r in rows):
             continue
         for dim in [*dims, "all"]:

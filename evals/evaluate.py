@@ -25,10 +25,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from artifacts import ResumeError, SelfModelError
-from artifacts.rows import NO_ARM, SCORE_COLUMNS
+from artifacts.rows import BASE_MODEL, NO_ARM, SCORE_COLUMNS
 from artifacts.store import ResultStore
 from evals.items import Item
-from evals.results import read_results, to_csv
+from evals.results import RESULTS_CSV, read_results, to_csv
 from evals.scorers import SCORERS, applicable, score
 from models import LoadedModel
 from models.provenance import spec_hash
@@ -71,7 +71,7 @@ def _regrade(row: dict[str, Any]) -> bool:
 
 
 def evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str] = ("continuation",),
-             condition: str = "base", out: str | os.PathLike | None = None, batch_size: int = 8,
+             condition: str = BASE_MODEL, out: str | os.PathLike | None = None, batch_size: int = 8,
              judge: Any = None, extra: dict[str, Any] | None = None, chunk_size: int = 64,
              progress: bool = True, token_budget: int | None = None, **scorer_kw: Any) -> list[dict[str, Any]]:
     """Score ``items`` with each scorer (each on the item kinds it takes); return this call's rows
@@ -85,7 +85,7 @@ def evaluate(loaded: LoadedModel, items: Sequence[Item], scorers: Sequence[str] 
     extra = dict(extra or {})
     head = {"model": condition, "arm": NO_ARM, "dose": 0.0, "layer": None, **spec_columns(loaded)}
     ekeys = sorted(extra)
-    folder, table = (None, "results.csv") if out is None else (Path(out).parent, Path(out).name)
+    folder, table = (None, RESULTS_CSV) if out is None else (Path(out).parent, Path(out).name)
     with ResultStore(folder, table=table, key=lambda r: _key(r, ekeys), dump=to_csv, load=read_results) as store:
         return _evaluate(loaded, items, scorers, head, extra, store, out, batch_size, judge, chunk_size, progress,
                          {**scorer_kw, "token_budget": token_budget})

@@ -34,6 +34,7 @@ from artifacts.rows import SCORE_COLUMNS, normalise
 from stats import bootstrap_ci, wilson_ci
 from stats.effects import paired_effects
 
+RESULTS_CSV = "results.csv"  # the evals stage's table of score rows (``evals.run``; read by later stages)
 COLUMNS = [*SCORE_COLUMNS, "spec", "adapter", "base", "kind", "sign_convention"]
 _NUMERIC = {"value", "stage", "layer", "lp_pref", "lp_rej", "p_pref_as_a", "p_pref_as_b", "letter_mass", "coherence",
             "alpha", "dose"}

@@ -22,20 +22,33 @@ from artifacts import (
     hash_jsonable,
     write_manifest,
 )
+from artifacts.rows import BASE_MODEL
 from evals.audit import audit_items
 from evals.evaluate import evaluate
 from evals.items import Item
 from evals.plots import plot_dimensions
-from evals.results import compare, read_results, summarize, to_csv
+from evals.results import RESULTS_CSV, compare, read_results, summarize, to_csv
 from models import ModelSpec
 from models.adapters import each_model
 from models.provenance import model_provenance, spec_hash
 
 KIND = "evals"
+ITEM_AUDIT_JSON = "item_audit.json"  # polarity audit of the items
+AGREEMENT_CSV = "agreement.csv"  # cheap scorers vs the judge (with the judged scorer only)
+
+
+def preferences_png(scorer: str) -> str:
+    """The chart of one scorer's preferences per dimension (``"*"``: the glob of all of them)."""
+    return f"preferences_{scorer}.png"
+
+
+def compare_csv(model: str, reference: str) -> str:
+    """The paired comparison of one model against the reference, per dimension and stage."""
+    return f"compare_{model}_vs_{reference}.csv"
 
 
 def evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers: Sequence[str],
-                    out: str | os.PathLike, batch_size: int = 8, judge: Any = None, reference: str | None = "base",
+                    out: str | os.PathLike, batch_size: int = 8, judge: Any = None, reference: str | None = BASE_MODEL,
                     params: dict[str, Any] | None = None, **scorer_kw: Any) -> dict[str, Any]:
     """Score every spec (resumable: rows already in ``out/results.csv`` of the same model content are kept)
     and write summaries. ``out`` is locked for the run and must not hold another kind of artifact."""
@@ -48,7 +61,7 @@ def evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers:
 def _evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers: Sequence[str], out: Path,
                      batch_size: int, judge: Any, reference: str | None, params: dict[str, Any] | None,
                      **scorer_kw: Any) -> dict[str, Any]:
-    results = out / "results.csv"
+    results = out / RESULTS_CSV
     hashes = {name: spec_hash(spec) for name, spec in specs.items()}
     tokenizer = None
     for name, loaded in each_model(specs):  # one base in memory, each spec's adapter selected in turn
@@ -66,21 +79,21 @@ def _evaluate_models(specs: dict[str, ModelSpec], items: Sequence[Item], scorers
         for name in specs:
             if name != reference:
                 cmp_rows = compare(rows, name, reference) + compare(rows, name, reference, by="stage")
-                atomic_write_text(out / f"compare_{name}_vs_{reference}.csv", to_csv(cmp_rows))
+                atomic_write_text(out / compare_csv(name, reference), to_csv(cmp_rows))
                 compared.append(name)
-    atomic_write_json(out / "item_audit.json", {"rows": audit_items(items, tokenizer)})  # polarity audit
+    atomic_write_json(out / ITEM_AUDIT_JSON, {"rows": audit_items(items, tokenizer)})  # polarity audit
     for sc in scorers:
-        plot_dimensions(summ, out / f"preferences_{sc}.png", sc, group="model")
+        plot_dimensions(summ, out / preferences_png(sc), sc, group="model")
     outputs = {}
     if "judged" in scorers:  # do the cheap scorers rank the models as the judge does?
         from evals.agreement import agreement
 
-        atomic_write_text(out / "agreement.csv", to_csv(agreement(rows, unit="model")))
-        outputs["agreement"] = "agreement.csv"
+        atomic_write_text(out / AGREEMENT_CSV, to_csv(agreement(rows, unit="model")))
+        outputs["agreement"] = AGREEMENT_CSV
     write_manifest(out, "evals", inputs={"items_sha256": hash_jsonable(list(items)),
                                          "models": {n: model_provenance(s) for n, s in specs.items()}},
                    params={"scorers": list(scorers), "batch_size": batch_size, **(params or {})},
-                   outputs={"results": "results.csv", "n_rows": len(rows), "item_audit": "item_audit.json", **outputs})
+                   outputs={"results": RESULTS_CSV, "n_rows": len(rows), "item_audit": ITEM_AUDIT_JSON, **outputs})
     return {"n_rows": len(rows), "n_items": len(items), "models": list(specs), "compared": compared,
             "results": str(results), "summary": summ}
 
@@ -101,7 +114,7 @@ def cap_items(items: Sequence[Item], k: int) -> list[Item]:
 
 def load_specs(base: ModelSpec, adapters: Sequence[str], include_base: bool = True) -> dict[str, ModelSpec]:
     """{name: spec} from ``NAME=DIR`` adapter arguments (clear errors for bad ones)."""
-    specs = {"base": base} if include_base else {}
+    specs = {BASE_MODEL: base} if include_base else {}
     for a in adapters:
         name, sep, path = a.partition("=")
         if not sep or not path:

@@ -41,6 +41,7 @@ SIGN = {
 KINDS = {"continuation": ("pair", "action"), "choice": ("pair", "action"), "judged": ("open",)}
 ROWS_PER_ITEM = {"continuation": 2, "choice": 2, "judged": 1}  # judged: x samples per item
 SCORERS = tuple(SIGN)
+CHEAP_SCORERS = ("continuation", "choice")  # no judge: log-probabilities (steering's readouts, agreement's cheap side)
 
 CHOICE_TEMPLATE = ("{prompt}\n\nWhich of these two answers is closer to what you would say?\n"
                    "A) {a}\nB) {b}\n\nReply with the letter A or B only.")

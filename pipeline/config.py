@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from artifacts import SelfModelError
+from artifacts.rows import BASE_MODEL
 from tuning.datasets import CONDITIONS
 
 DEFAULTS: dict[str, Any] = {
@@ -271,7 +272,7 @@ def validate_seeds_series(cfg: dict[str, Any], bad: Any) -> None:
             raise bad("series.models", entry, f"adapter folder {adapter!r} does not exist")
     if names and len(names) != len(models):
         raise bad("series.names", names, f"give one name per series model ({len(models)}), or none")
-    if len(set(names)) != len(names) or any(not _NAME.match(str(n)) or n == "base" for n in names):
+    if len(set(names)) != len(names) or any(not _NAME.match(str(n)) or n == BASE_MODEL for n in names):
         raise bad("series.names", names, "use distinct names of letters, digits, '_', '-', '.', '+' (not 'base')")
 
 

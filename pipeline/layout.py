@@ -11,7 +11,9 @@
     <stage>/stage.json, <stage>/manifest.json   the runner's record and the stage's manifest
 
 A stage folder is a ``Folder``: ``.name`` (the stage name, relative to the run), ``.path``, ``.manifest``,
-``.record``, and one attribute per file the pipeline or the report reads. Nothing here creates a file.
+``.record``, and one attribute per file the pipeline or the report reads. Nothing here creates a file. The file
+names are the constants of the stage module that writes each file (``steering.reports.VERDICT_CSV``, ...); only
+the files the pipeline itself writes (``contamination.json``, ``tables.json``, the judge's caches) are named here.
 """
 
 from __future__ import annotations
@@ -20,8 +22,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+from analysis import profile
+from analysis.report import REPORT_HTML, REPORT_MD
+from artifacts.figures import FIGURES_DIR
 from artifacts.manifest import MANIFEST
+from evals import run as evals_run
+from evals.results import RESULTS_CSV
 from pipeline.runner import RECORD
+from probes import run as probes_run
+from steering import patching, prevention, reports
+from tuning import identity_check
 
 
 class _File:
@@ -68,13 +78,13 @@ class Folder(os.PathLike):
 
 
 class ContaminationDir(Folder):
-    report = _File("contamination.json")
+    report = _File("contamination.json")  # written by the pipeline (pipeline.stages)
 
 
 class IdentityDir(Folder):
-    result = _File("identity_check.json")
-    scores = _File("identity_check.csv")  # one row per model x question
-    plot = _File("identity_check.png")
+    result = _File(identity_check.RESULT_JSON)
+    scores = _File(identity_check.SCORES_CSV)  # one row per model x question
+    plot = _File(identity_check.PLOT_PNG)
 
 
 class ActivationsDir(Folder):
@@ -84,34 +94,34 @@ class ActivationsDir(Folder):
 
 
 class ProbesDir(Folder):
-    directions = _File("directions.safetensors")
-    curves = _File("curves_base.png")
-    cosine_heatmap = _File("cosine_heatmap.png")
-    reading = _File("reading.png")
+    directions = _File(probes_run.DIRECTIONS_FILE)
+    curves = _File(probes_run.CURVES_PNG)
+    cosine_heatmap = _File(probes_run.COSINE_PNG)
+    reading = _File(probes_run.READING_PNG)
 
 
 class EvalsDir(Folder):
-    results = _File("results.csv")
-    item_audit = _File("item_audit.json")
-    agreement = _File("agreement.csv")
+    results = _File(RESULTS_CSV)
+    item_audit = _File(evals_run.ITEM_AUDIT_JSON)
+    agreement = _File(evals_run.AGREEMENT_CSV)
 
     def preference_plots(self) -> list[Path]:
         """``preferences_<scorer>.png``, one per scorer, sorted."""
-        return sorted(self.path.glob("preferences_*.png"))
+        return sorted(self.path.glob(evals_run.preferences_png("*")))
 
 
 class AblationDir(Folder):
-    results = _File("results.jsonl")
-    necessity = _File("necessity.csv")
+    results = _File(reports.RESULTS_JSONL)
+    necessity = _File(reports.NECESSITY_CSV)
 
 
 class SteeringDir(Folder):
-    results = _File("results.jsonl")
-    verdict = _File("verdict.csv")
-    effects = _File("effects.csv")
-    coherence = _File("coherence.csv")
-    calibration = _File("calibration.csv")
-    rule = _File("steering.md")  # holds the decision rule the report quotes
+    results = _File(reports.RESULTS_JSONL)
+    verdict = _File(reports.VERDICT_CSV)
+    effects = _File(reports.EFFECTS_CSV)
+    coherence = _File(reports.COHERENCE_CSV)
+    calibration = _File(reports.CALIBRATION_CSV)
+    rule = _File(reports.report_md("steering"))  # holds the decision rule the report quotes
 
     @property
     def judged(self) -> SteeringDir:
@@ -124,30 +134,30 @@ class SteeringDir(Folder):
 
 
 class ProfileDir(Folder):
-    table = _File("profile.csv")
-    plot = _File("profile.png")
+    table = _File(profile.PROFILE_CSV)
+    plot = _File(profile.PROFILE_PNG)
 
 
 class PatchingDir(Folder):
-    table = _File("patching.csv")
-    plot = _File("patching.png")
+    table = _File(patching.PATCHING_CSV)
+    plot = _File(patching.PATCHING_PNG)
 
 
 class PreventionDir(Folder):
-    table = _File("prevention.csv")
-    blocking = _File("blocking.csv")
-    plot = _File("series.png")
+    table = _File(prevention.PREVENTION_CSV)
+    blocking = _File(prevention.BLOCKING_CSV)
+    plot = _File(prevention.SERIES_PNG)
 
 
 class ReportDir(Folder):
-    tables = _File("tables.json")
-    markdown = _File("report.md")
-    html = _File("report.html")
-    figures = _File("figures")
+    tables = _File("tables.json")  # written by pipeline.report
+    markdown = _File(REPORT_MD)
+    html = _File(REPORT_HTML)
+    figures = _File(FIGURES_DIR)
 
 
 class JudgeDir(Folder):
-    cache = _File("cache.jsonl")
+    cache = _File("cache.jsonl")  # the judge's and the generation server's caches (pipeline.judging)
     generations = _File("generations.jsonl")
 
 

@@ -15,7 +15,9 @@ from typing import Any
 
 from analysis.report import Report
 from artifacts import atomic_write_json
+from artifacts.rows import BASE_MODEL
 from pipeline.layout import Folder, ReportDir, RunLayout, SteeringDir
+from steering.effects import POOLED_GROUPS
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
@@ -154,7 +156,7 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
         from pipeline.config import series_names
 
         series = series_names(cfg)  # prediction (g); none configured: NOT TESTED
-        tables = add_cascade_sections(rep, rows, figs, reference="base", contamination=_flat_contamination(contamination),
+        tables = add_cascade_sections(rep, rows, figs, reference=BASE_MODEL, contamination=_flat_contamination(contamination),
                                       **({"series": series} if series else {}))
     _item_audit_section(rep, root)
 
@@ -201,8 +203,7 @@ def build_report(cfg: dict[str, Any], root: Path, folder: Path) -> dict[str, Any
     rep.table(coh, _cols(coh, ["condition", "op", "layer", "dose", "perplexity", "ppl_ratio", "degenerate_rate",
                                "n_generations", "flagged", "reason"]),
               caption="Coherence guard (flagged doses are left out of the verdict)")
-    eff = [r for r in read_csv(run.steering.effects) if r.get("group") in ("monitoring", "stage1",
-                                                                                         "stage2", "stage3")]
+    eff = [r for r in read_csv(run.steering.effects) if r.get("group") in POOLED_GROUPS]
     rep.table(eff, caption="Steering effects against no steering (paired over items)")
 
     # -- ablation
@@ -275,7 +276,7 @@ def _identity_pooled_rows(path: Path) -> list[dict]:
     for r in read_csv(path):
         scores.setdefault(str(r["model"]), {})[(r["identity"], r["family"], r["question_polarity"],
                                                 r["question"])] = float(r["score"])
-    base = scores.get("base")
+    base = scores.get(BASE_MODEL)
     if not base:
         return []
     groups: dict[tuple[str, str], dict[int, list[float]]] = {}
@@ -441,7 +442,7 @@ def add_causal_sections(rep: Report, run: RunLayout) -> None:
         _figure(rep, run.profile.plot, "Tune shift (x) vs steering effect (y) per dimension; grey: "
                 "controls")
     pat = [r for r in read_csv(run.patching.table)
-           if r.get("group") in ("all", "monitoring", "stage1", "stage2", "stage3")]
+           if r.get("group") in ("all", *POOLED_GROUPS)]
     if pat:
         rep.section("Activation patching: how much of the tune's effect flows through the direction?",
                     "The base model run with its residual stream at layer L replaced by the conscious tune's "

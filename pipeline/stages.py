@@ -26,6 +26,7 @@ from typing import Any
 
 from artifacts import atomic_write_json, atomic_write_text, hash_file, hash_jsonable
 from artifacts.atomic import to_jsonable
+from artifacts.rows import BASE_MODEL
 from models import ModelSpec
 from models.provenance import model_provenance
 from pipeline import judging
@@ -159,9 +160,9 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
     def run_identity(folder: Path) -> dict:
         from tuning.identity_check import check_identity
 
-        specs = {"base": spec, **{n: spec.with_adapter(a) for n, a in tuned.items()}}
+        specs = {BASE_MODEL: spec, **{n: spec.with_adapter(a) for n, a in tuned.items()}}
         i, n_gen = cfg["identity"], cfg["identity"]["n_generate"]
-        return to_jsonable(check_identity(specs, folder, reference="base", batch_size=i["batch_size"],
+        return to_jsonable(check_identity(specs, folder, reference=BASE_MODEL, batch_size=i["batch_size"],
                                           token_budget=i["token_budget"] or None,
                                           **({"n_generate": n_gen} if n_gen >= 0 else {})))
     n_gen = cfg["identity"]["n_generate"]
@@ -212,7 +213,7 @@ def _direction_stages(cfg: dict[str, Any], spec: ModelSpec, run: RunLayout, prov
 
         e = cfg["evals"]
         items = cap_items(load_items(e["dimensions"] or None), e["max_items_per_dimension"])
-        specs = {"base": spec, **{n: spec.with_adapter(a) for n, a in tuned.items()}, **series_specs(cfg)}
+        specs = {BASE_MODEL: spec, **{n: spec.with_adapter(a) for n, a in tuned.items()}, **series_specs(cfg)}
         if not judge_on:
             return evaluate_models(specs, items, e["scorers"], folder, batch_size=e["batch_size"],
                                    token_budget=e["token_budget"] or None)

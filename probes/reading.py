@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from activations import ActivationCache
+from artifacts.rows import BASE_MODEL
 from probes.directions import Direction
 from stats import bootstrap_ci
 from stats.effects import paired_effect
@@ -36,7 +37,7 @@ def project(cache: ActivationCache, direction: Direction, layer: int, ids: Seque
 
 
 def read_projections(caches: dict[str, ActivationCache], meta: dict[str, dict[str, Any]], direction: Direction,
-                     reference: str = "base", layers: Sequence[int] | None = None,
+                     reference: str = BASE_MODEL, layers: Sequence[int] | None = None,
                      position: str = "last_prompt", group_fields: Sequence[str] = ("dimension", "stage"),
                      n_boot: int = 1000) -> list[dict]:
     ids = list(meta)

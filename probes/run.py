@@ -42,6 +42,7 @@ import torch
 
 from activations import ActivationCache, cache_activations
 from artifacts import hash_jsonable, hash_path, read_manifest, write_manifest
+from artifacts.rows import BASE_MODEL
 from models import ModelSpec, load_model
 from models.adapters import each_model
 from models.provenance import model_provenance
@@ -75,6 +76,8 @@ CONTRASTS: dict[str, tuple[str, str, str, str]] = {
 ORTH = ("self_model_orth", "self_model", CONTROLS)
 TUNED_CONTRASTS = ("self_model", "toaster", "human")
 SITES = "resid_post.*"
+DIRECTIONS_FILE = "directions.safetensors"  # the stage's files that later stages and the report read
+CURVES_PNG, COSINE_PNG, READING_PNG = "curves_base.png", "cosine_heatmap.png", "reading.png"
 
 
 def shift_name(condition: str) -> str:
@@ -170,7 +173,7 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
               "orth": ORTH, "phrasing_splits": phrasing_splits,
               **({"probe_backend": probe_backend} if probe_backend != "sklearn" else {}),
               **({"direction_source": direction_source} if direction_source != "mean_diff" else {})}
-    inputs = {"base": model_provenance(base_spec),
+    inputs = {BASE_MODEL: model_provenance(base_spec),
               "adapters": {c: hash_path(p) for c, p in sorted(adapters.items())},
               "identity_sha256": hash_jsonable([(e["id"], e["messages"], e.get("template_id"), e.get("pair_id"),
                                                  e.get("phrasing"), e.get("question_polarity")) for e in ident_list]),
@@ -178,18 +181,18 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
               "eval_sha256": hash_jsonable([(e["id"], e["messages"]) for e in evals])}
     key = hash_jsonable({"inputs": inputs, "params": params})
     manifest = read_manifest(out)
-    if manifest is not None and manifest.get("key") == key and (out / "directions.safetensors").exists():
+    if manifest is not None and manifest.get("key") == key and (out / DIRECTIONS_FILE).exists():
         return manifest["outputs"]["summary"]
 
     # 1. caches, one base in memory with each adapter selected in turn (``loaded``, if given, for the base)
-    models = {"base": base_spec, **{c: base_spec.with_adapter(p) for c, p in adapters.items()}}
+    models = {BASE_MODEL: base_spec, **{c: base_spec.with_adapter(p) for c, p in adapters.items()}}
     caches: dict[str, dict[str, ActivationCache]] = {}
     for name, model in each_model(models, loaded):
         datasets = {"eval": (evals, ["last_prompt"])}
-        if name == "base" or name in inside:
+        if name == BASE_MODEL or name in inside:
             # last_prompt costs nothing extra (same forward pass) and keeps the cache general
             datasets["identity"] = (ident_list, ["response_mean", "last_prompt"])
-        if name == "base":
+        if name == BASE_MODEL:
             datasets["identity_followup"] = (examples["identity_followup"], ["last_prompt"])
             datasets["controls"] = (examples["controls"], ["response_mean"])
         caches[name] = _cache_model(model.spec, datasets, cache_dir, batch_size, progress, model, token_budget)
@@ -211,23 +214,23 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
             res[d.name] = d
         return res
 
-    directions = contrasts("base", "", CONTRASTS)
+    directions = contrasts(BASE_MODEL, "", CONTRASTS)
     orth_name, of, removed = ORTH
     pos, neg, position, dataset = CONTRASTS[of]
     directions[orth_name] = contrast_direction(
-        caches["base"][dataset], orth_name, pos, neg, position, probes=("mean_diff",), n_splits=n_splits,
-        n_boot=n_boot, seed=seed, provenance={"model_name": "base", "of": of}, examples=examples[dataset],
+        caches[BASE_MODEL][dataset], orth_name, pos, neg, position, probes=("mean_diff",), n_splits=n_splits,
+        n_boot=n_boot, seed=seed, provenance={"model_name": BASE_MODEL, "of": of}, examples=examples[dataset],
         phrasing_splits=phrasing_splits, remove={c: directions[c] for c in removed})
     for c in CONTROLS:  # the controls' readout of the identity pairs: near 0.5 on polarity-balanced data
         directions[c].metrics["identity_paired"] = identity_paired(
-            caches["base"][dataset], directions[c], examples[dataset], pos, neg, position, n_boot=n_boot, seed=seed)
+            caches[BASE_MODEL][dataset], directions[c], examples[dataset], pos, neg, position, n_boot=n_boot, seed=seed)
     for c in adapters:
-        directions[shift_name(c)] = shift_direction(caches["base"]["eval"], caches[c]["eval"], shift_name(c), "last_prompt",
+        directions[shift_name(c)] = shift_direction(caches[BASE_MODEL]["eval"], caches[c]["eval"], shift_name(c), "last_prompt",
                                                     n_splits=n_splits, n_boot=n_boot, seed=seed,
                                                     provenance={"condition": c})
     for c in inside:
         directions.update(contrasts(c, f"@{c}", TUNED_CONTRASTS))
-    save_directions(out / "directions.safetensors", directions)
+    save_directions(out / DIRECTIONS_FILE, directions)
     write_csv(out / "metrics.csv", metric_rows(directions))
     table = layer_table(directions)
     write_csv(out / "probe_table.csv", table)
@@ -236,8 +239,8 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
     sel = int(directions["self_model"].metrics["selected_layer"])
     write_csv(out / "cosine.csv", cosine_table(directions))
     write_csv(out / "cosine_base_vs_tuned.csv", base_vs_tuned(directions))
-    plot_cosine_heatmap(list(directions.values()), sel, out / "cosine_heatmap.png")
-    plot_layer_curves([d for n, d in directions.items() if "@" not in n], out / "curves_base.png",
+    plot_cosine_heatmap(list(directions.values()), sel, out / COSINE_PNG)
+    plot_layer_curves([d for n, d in directions.items() if "@" not in n], out / CURVES_PNG,
                       "directions in the base model (and tune shifts)")
     if inside:
         plot_layer_curves([d for n, d in directions.items() if "@" in n], out / "curves_tuned.png",
@@ -247,9 +250,9 @@ def run_probes(base_spec: ModelSpec | None = None, adapters: dict[str, str | os.
     reading = []
     if eval_meta:
         reading = read_projections({m: caches[m]["eval"] for m in models}, eval_meta, directions["self_model"],
-                                   reference="base")
+                                   reference=BASE_MODEL)
         write_csv(out / "reading.csv", reading)
-        plot_reading(reading, sel, out / "reading.png")
+        plot_reading(reading, sel, out / READING_PNG)
 
     summary = summarise(directions, reading, sel)
     summary["layer_table"] = table

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from artifacts.rows import BASE_MODEL
+
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -92,7 +94,7 @@ def run_setup_bench(spec, adapters: list[str], models: str) -> dict:
 
     load_model(spec)  # warm the page cache and the imports
     gc.collect()
-    specs = {"base": spec, **{f"c{i}": spec.with_adapter(p) for i, p in enumerate(adapters)}}
+    specs = {BASE_MODEL: spec, **{f"c{i}": spec.with_adapter(p) for i, p in enumerate(adapters)}}
     t0 = time.time()
     if models == "two":
         for s in specs.values():

@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from artifacts.rows import BASE_MODEL
 from models import EMBEDDED, ModelSpec
 from tuning.audit import format_audit, identity_audit
-from tuning.identity_check import VARIANTS, check_identity
+from tuning.identity_check import RESULT_JSON, VARIANTS, check_identity
 
 
 def _ci(e: dict, key: str = "") -> str:
@@ -41,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.out is None:
         ap.error("--out is required unless --audit-only")
     base = ModelSpec(base=a.model, device=a.device)
-    specs = {} if a.no_base else {"base": base}
+    specs = {} if a.no_base else {BASE_MODEL: base}
     for d in a.adapters:
         specs[d.name] = base.with_adapter(str(d))
     if not specs:
         ap.error("nothing to score: give --adapters or drop --no-base")
-    res = check_identity(specs, a.out, reference=None if a.no_base else "base", batch_size=a.batch_size,
+    res = check_identity(specs, a.out, reference=None if a.no_base else BASE_MODEL, batch_size=a.batch_size,
                          n_generate=a.generate, variants=("{q}",) if a.quick else VARIANTS)
     print(format_audit(res["data_audit"]))
     print("model            identity   polarity  score [95% CI]               n   affirm  vs base [95% CI]")
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, gens in res["generations"].items():
         for g in gens:
             print(f"[{name}] {g['prompt']} -> {g['answer'][:100]!r}")
-    print(a.out / "identity_check.json")
+    print(a.out / RESULT_JSON)
     return 0
 
 

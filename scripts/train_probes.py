@@ -15,7 +15,7 @@ from pathlib import Path
 
 from models import ModelSpec
 from probes import ProbeError
-from probes.run import resolve_adapter, run_probes
+from probes.run import DIRECTIONS_FILE, resolve_adapter, run_probes
 from tuning.datasets import CONDITIONS
 
 
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
                          phrasing_splits=a.phrasing_folds)
     skip = ("reading_at_selected", "layer_table", "cos_by_layer")
     print(json.dumps({k: v for k, v in summary.items() if k not in skip}, indent=1, default=str))
-    print_curves(Path(a.out) / "directions.safetensors", ["self_model", "toaster"])
+    print_curves(Path(a.out) / DIRECTIONS_FILE, ["self_model", "toaster"])
     print_layer_table(summary.get("layer_table", []))
     return 0
 

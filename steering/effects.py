@@ -25,8 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from artifacts.rows import normalise_all
-from evals.dimensions import MONITORING
+from artifacts.rows import BASE_MODEL, normalise_all
+from evals.dimensions import MONITORING, STAGES
 from stats import permutation_test_vs_null, slope_ci
 from stats.effects import add_q, paired_effects, paired_values, share_of_shift
 from steering.coherence import flagged_set
@@ -43,6 +43,10 @@ def frame(rows: Sequence[dict]) -> pd.DataFrame:
     df["condition"] = df["arm"]
     df["layer_key"] = df["layer"].fillna(NO_LAYER) if "layer" in df.columns else NO_LAYER
     return df
+
+
+# The groups that pool dimensions (beside each dimension alone, ``dim:<key>``): what the report and figures show.
+POOLED_GROUPS = ("monitoring", *(f"stage{s}" for s in sorted(STAGES)))
 
 
 def _groups(df: pd.DataFrame) -> dict[str, pd.Series]:
@@ -170,13 +174,13 @@ def necessity_table(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> 
     with an item-bootstrap CI of the ratio; plus the removed amount with its CI and permutation p. The tuned
     model is the model other than ``base`` that carries the ablation arms."""
     df = frame(rows)
-    tuned = sorted(set(df.loc[df["op"] != "none", "model"]) - {"base"})
+    tuned = sorted(set(df.loc[df["op"] != "none", "model"]) - {BASE_MODEL})
     if len(tuned) > 1:
         raise ValueError(f"ablation results: one tuned model expected beside base, found {tuned}")
     out = []
     for gname, gmask in _groups(df).items():
         g = df[gmask]
-        base, full = {"model": "base", "op": "none"}, {"model": tuned[0] if tuned else "tuned", "op": "none"}
+        base, full = {"model": BASE_MODEL, "op": "none"}, {"model": tuned[0] if tuned else "tuned", "op": "none"}
         arms = g[(g["model"] == full["model"]) & (g["op"] != "none")][["condition", "family", "op"]].drop_duplicates()
         for a in arms.itertuples(index=False):
             s = share_of_shift(g, full, base, {**full, "condition": a.condition, "op": a.op}, n_boot=n_boot,

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manifest
 from artifacts.presets import preset
-from artifacts.rows import normalise_all, score_row
+from artifacts.rows import BASE_MODEL, normalise_all, score_row
 from artifacts.store import ResultStore
 from evals.dimensions import DIMENSIONS, MONITORING
 from evals.items import load_items
@@ -52,6 +52,7 @@ from steering.arms import Arm, ablation_arms, arm_edits, condition_directions, s
 from steering.coherence import RULE as COHERENCE_RULE
 from steering.coherence import coherence_guard
 from steering.interventions import mean_projection
+from steering.reports import CALIBRATION_CSV, RESULTS_JSONL
 from steering.scoring import (
     DEFAULT_POSITIONS,
     READOUTS,
@@ -291,13 +292,13 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
               "items": [it.id for it in sel], "directions": {k: hash_jsonable(v.raw.tolist()) for k, v in
                                                              directions.items()}, "seed": seed}
     store = result_store(out_dir, params, overwrite)
-    base = {"experiment": "steering", "model": "base", "positions": positions}  # steering scores the base model
+    base = {"experiment": "steering", "model": BASE_MODEL, "positions": positions}  # steering scores the base model
     t1 = time.time()
     score_items(loaded, sel, lambda it: arms_mon if it.dimension in MONITORING else arms_oth,
                 lambda it: edits_mon if it.dimension in MONITORING else edits_oth, store, base,
                 prof.batch_size, positions, "steering: items", judge, readouts, prof.token_budget, prof.items_per_pass)
     t_score = time.time() - t1
-    results = store.merge("results.jsonl")
+    results = store.merge(RESULTS_JSONL)
     t2 = time.time()
     coh = store.cached("coherence", lambda: coherence_guard(
         loaded, arms_mon, edits_mon, _paragraphs(prof), prompts=_prompts(prof),
@@ -319,7 +320,7 @@ def run_steering(loaded: Any, directions: dict[str, Direction], out_dir: str | P
     reports = write_reports(out_dir, rows, coh, kind="steering", tuned_shift=verdict_shift, tables=tables,
                             calibration=cal, notes=notes, positions=positions)
     if cal is not None:
-        reports["calibration"] = out_dir / "calibration.csv"
+        reports["calibration"] = out_dir / CALIBRATION_CSV
         reports["calibration_json"] = out_dir / "calibration.json"
     timing = {"scoring_s": round(t_score, 1), "coherence_s": round(t_coh, 1), "calibration_s": round(t_cal, 1),
               "total_s": round(time.time() - t0, 1), "n_items": len(sel), "n_arms_monitoring": len(arms_mon),
@@ -388,7 +389,7 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
               "target": hash_jsonable(tdir.raw.tolist())}
     store = result_store(out_dir / "calibration", params, overwrite)
     score_items(loaded, mon_items, lambda it: arms, lambda it: edits, store,
-                {"experiment": "calibration", "model": "base", "positions": positions}, batch_size, positions,
+                {"experiment": "calibration", "model": BASE_MODEL, "positions": positions}, batch_size, positions,
                 "calibration: items", readouts=readouts, token_budget=token_budget, items_per_pass=items_per_pass)
     new = store.rows()
     keep = {"none", "toaster", "polarity", *(d.name for d in nulls)}
@@ -404,7 +405,7 @@ def run_calibration(loaded: Any, directions: dict[str, Direction], conds: dict[s
         summary += cal.calibration_summary(v, readout)
     table = pd.DataFrame(summary)
     vt = pd.concat(verdicts, ignore_index=True)
-    with atomic_path(out_dir / "calibration.csv") as tmp:
+    with atomic_path(out_dir / CALIBRATION_CSV) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out_dir / "calibration_verdicts.csv") as tmp:
         vt.to_csv(tmp, index=False)
@@ -472,15 +473,15 @@ def run_ablation(base_loaded: Any, tuned_loaded: Any, directions: dict[str, Dire
     none_arm = [a for a in arms if a.op == "none"]
     with base_loaded.active():  # views of one shared model: the adapter off (models.adapters)
         score_items(base_loaded, sel, lambda it: none_arm, lambda it: {}, store,
-                    {"experiment": "ablation", "model": "base", "scorer": "continuation", "positions": positions},
+                    {"experiment": "ablation", "model": BASE_MODEL, "scorer": "continuation", "positions": positions},
                     prof.batch_size, positions, "ablation: base", token_budget=prof.token_budget,
-                    items_per_pass=prof.items_per_pass, unit="base")
+                    items_per_pass=prof.items_per_pass, unit=BASE_MODEL)
     with tuned_loaded.active():  # ... and on
         score_items(tuned_loaded, sel, lambda it: arms, lambda it: edits, store,
                     {"experiment": "ablation", "model": "tuned", "scorer": "continuation", "positions": positions},
                     prof.batch_size, positions, "ablation: tuned", token_budget=prof.token_budget,
                     items_per_pass=prof.items_per_pass, unit="tuned")
-        results = store.merge("results.jsonl")
+        results = store.merge(RESULTS_JSONL)
         coh = coherence_guard(tuned_loaded, arms, edits, _paragraphs(prof), prompts=_prompts(prof),
                               max_new_tokens=prof.max_new_tokens, batch_size=prof.batch_size,
                               token_budget=prof.token_budget)

@@ -38,7 +38,7 @@ import torch
 from activations.hooks import capture
 from activations.sites import Site
 from artifacts import atomic_path, hash_jsonable, write_manifest
-from artifacts.rows import score_row
+from artifacts.rows import BASE_MODEL, score_row
 from evals.dimensions import MONITORING
 from models.logprobs import mean_logprobs
 from stats.effects import share_of_shift
@@ -46,7 +46,8 @@ from steering.interventions import patch
 from steering.scoring import pair_encodings
 
 PATCH_DIRECTIONS = ("forward", "reverse")
-TARGET = {"forward": "base", "reverse": "tuned"}  # the model each patch direction patches (and scores)
+TARGET = {"forward": BASE_MODEL, "reverse": "tuned"}  # the model each patch direction patches (and scores)
+PATCHING_CSV, PATCHING_ROWS_CSV, PATCHING_PNG = "patching.csv", "patching_rows.csv", "patching.png"  # the stage's files
 
 
 @contextlib.contextmanager
@@ -192,17 +193,17 @@ def run_patching(loaded: Any, directions: dict[str, Any], out_dir: str | Path, i
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = patch_scores(loaded, items, directions, layers, names, n_random, batch_size, seed)
     table = fraction_table(rows)
-    for name, df in (("patching_rows.csv", rows), ("patching.csv", table)):
+    for name, df in ((PATCHING_ROWS_CSV, rows), (PATCHING_CSV, table)):
         with atomic_path(out_dir / name) as tmp:
             df.to_csv(tmp, index=False)
-    plot_fractions(table, out_dir / "patching.png")
+    plot_fractions(table, out_dir / PATCHING_PNG)
     timing = {"total_s": round(time.time() - t0, 1), "n_items": len(items), "layers": list(layers)}
     write_manifest(out_dir, "patching", inputs={"directions": {n: hash_jsonable(directions[n].raw.tolist())
                                                                for n in names},
                                                 "items": hash_jsonable([it.id for it in items])},
                    params={"model": loaded.spec.to_dict(), "layers": [int(x) for x in layers], "names": list(names),
                            "n_random": n_random, "seed": seed, "positions": "all"},
-                   outputs={"rows": "patching_rows.csv", "table": "patching.csv", "plot": "patching.png"},
+                   outputs={"rows": PATCHING_ROWS_CSV, "table": PATCHING_CSV, "plot": PATCHING_PNG},
                    timing=timing, sign="higher = more of the preference; shift = tuned - base")
     return {"timing": timing, "n_rows": len(rows)}
 

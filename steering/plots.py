@@ -11,6 +11,7 @@ import pandas as pd
 from artifacts.figures import (
     CI_BAND_ALPHA,
     DOSE_LABEL,
+    FIGURES_DIR,
     HIGHER,
     colour,
     legend_outside,
@@ -19,6 +20,7 @@ from artifacts.figures import (
     save_figure,
     zero_line,
 )
+from steering.effects import POOLED_GROUPS
 
 
 def _unit(tag: str) -> str:
@@ -45,9 +47,9 @@ def _axes(ax, tag: str, title: str) -> None:
 
 def plot_dose_response(eff: pd.DataFrame, out_dir: str | Path, tag: str = "") -> dict[str, Path]:
     """Figures of one readout's effects; ``tag`` is appended to every file name and key (e.g. ``_choice``)."""
-    out_dir = Path(out_dir) / "figures"
+    out_dir = Path(out_dir) / FIGURES_DIR
     d = eff[(eff["sweep"] == "dose") & (eff["op"] == "add")]
-    groups = [g for g in ["monitoring", "stage1", "stage2", "stage3"] if g in set(d["group"])]
+    groups = [g for g in POOLED_GROUPS if g in set(d["group"])]
     readout = tag.replace("_", " ").strip() or "continuation"
     paths = {}
     for fam in sorted(d["family"].unique()):

@@ -30,7 +30,10 @@ import numpy as np
 import pandas as pd
 
 from artifacts import atomic_path, atomic_write_json, hash_jsonable, write_manifest
+from artifacts.rows import BASE_MODEL
 from evals.dimensions import MONITORING
+from evals.results import RESULTS_CSV
+from evals.run import compare_csv
 from evals.scorers import continuation
 from models import ModelSpec, encode_chat
 from stats.effects import paired_effects
@@ -39,6 +42,8 @@ from steering.interventions import projections
 from tuning.prevent import PreventSpec
 
 ARMS = ("ordinary", "self_model", "random")
+PREVENTION_CSV, BLOCKING_CSV = "prevention.csv", "blocking.csv"  # the stage's files (with the series')
+SERIES_CSV, SERIES_PNG = "series.csv", "series.png"
 
 
 def _group_means(items: Sequence[Any], values: Sequence[float]) -> dict[str, float]:
@@ -111,9 +116,9 @@ def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, 
         series += json.loads(sfile.read_text())
         timing[f"tune_{arm}_s"] = round(time.time() - t1, 1)
         adapters[arm] = str(folder)
-    model_specs = {"base": spec, **{a: spec.with_adapter(p) for a, p in adapters.items()}}
+    model_specs = {BASE_MODEL: spec, **{a: spec.with_adapter(p) for a, p in adapters.items()}}
     t1 = time.time()
-    ident = check_identity(model_specs, out_dir / "identity", reference="base", batch_size=batch_size,
+    ident = check_identity(model_specs, out_dir / "identity", reference=BASE_MODEL, batch_size=batch_size,
                            n_generate=0, variants=identity_variants or VARIANTS)
     timing["identity_s"] = round(time.time() - t1, 1)
     t1 = time.time()
@@ -122,10 +127,10 @@ def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, 
     table = prevention_table(ident, out_dir / "evals")
     blocking = blocking_table(out_dir / "evals")
     ser = pd.DataFrame(series)
-    for name, df in (("prevention.csv", table), ("blocking.csv", blocking), ("series.csv", ser)):
+    for name, df in ((PREVENTION_CSV, table), (BLOCKING_CSV, blocking), (SERIES_CSV, ser)):
         with atomic_path(out_dir / name) as tmp:
             df.to_csv(tmp, index=False)
-    plot_series(ser, out_dir / "series.png")
+    plot_series(ser, out_dir / SERIES_PNG)
     timing["total_s"] = round(time.time() - t0, 1)
     write_manifest(out_dir, "prevention",
                    inputs={"data": hash_jsonable([e["messages"] for e in data]),
@@ -134,8 +139,7 @@ def run_prevention(spec: ModelSpec, examples: list[dict], directions: dict[str, 
                            "checkpoint_every": checkpoint_every, "max_steps": max_steps,
                            "prevent": {a: (p.as_params() if p else None) for a, p in specs.items()},
                            "checkpoint_items": [it.id for it in checkpoint_items]},
-                   outputs={"table": "prevention.csv", "blocking": "blocking.csv", "series": "series.csv",
-                            "plot": "series.png"},
+                   outputs={"table": PREVENTION_CSV, "blocking": BLOCKING_CSV, "series": SERIES_CSV, "plot": SERIES_PNG},
                    timing=timing, sign="higher = more of the preference / affirms the identity more")
     return {"timing": timing, "table": table.to_dict("records")}
 
@@ -153,13 +157,13 @@ def prevention_table(identity: dict[str, Any], evals_dir: str | Path) -> pd.Data
         c = per.get("conscious", {})
         row = {"arm": arm, "identity_vs_base": c.get("vs_reference_estimate"), "identity_lo": c.get("vs_reference_lo"),
                "identity_hi": c.get("vs_reference_hi"), "identity_n": c.get("vs_reference_n")}
-        with open(evals_dir / f"compare_{arm}_vs_base.csv", newline="") as fh:
+        with open(evals_dir / compare_csv(arm, BASE_MODEL), newline="") as fh:
             cmp_rows = list(csv.DictReader(fh))
         for r in cmp_rows:
             if r.get("stage") not in ("", None):
                 out.append({**row, "group": f"stage{int(float(r['stage']))}", "shift": float(r["diff"]),
                             "shift_lo": float(r["lo"]), "shift_hi": float(r["hi"]), "n": int(float(r["n"]))})
-        e = paired_effects(scored[_in_monitoring(scored)], [{"a": {"model": arm}, "b": {"model": "base"}}])
+        e = paired_effects(scored[_in_monitoring(scored)], [{"a": {"model": arm}, "b": {"model": BASE_MODEL}}])
         if len(e):
             e = e.iloc[0]
             out.append({**row, "group": "monitoring", "shift": e["estimate"], "shift_lo": e["lo"], "shift_hi": e["hi"],
@@ -201,7 +205,7 @@ def _scored(evals_dir: str | Path, scorer: str = "continuation") -> pd.DataFrame
     ``ordinary``, ``self_model``, ``random``, ``base``."""
     from evals.results import read_results
 
-    rows = [r for r in read_results(Path(evals_dir) / "results.csv") if r["scorer"] == scorer]
+    rows = [r for r in read_results(Path(evals_dir) / RESULTS_CSV) if r["scorer"] == scorer]
     return pd.DataFrame(rows, columns=None if rows else ["model", "item", "dimension", "stage", "value"])
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from artifacts import atomic_path, atomic_write_text, read_jsonl
+from artifacts.manifest import MANIFEST
+from artifacts.store import MERGED_JSONL
 from artifacts.tables import markdown_table
 from steering.effects import (
     SLOPE_COLUMNS,
@@ -23,6 +25,20 @@ from steering.effects import (
     steering_effects,
 )
 from steering.rule import RULE, TOO_FEW_DOSES, VERDICT_COLUMNS, verdict_table
+
+# The files of a steering or ablation folder (one source: the writers below and ``pipeline.layout`` read them).
+RESULTS_JSONL = MERGED_JSONL  # every score row, merged from the result store (``ResultStore.merge``)
+COHERENCE_CSV = "coherence.csv"
+CALIBRATION_CSV = "calibration.csv"  # steering with calibration (``steering.experiment.run_calibration``)
+NECESSITY_CSV = "necessity.csv"  # ablation
+TABLE_CSV = {k: f"{k}.csv" for k in ("effects", "comparisons", "slopes", "verdict")}  # steering, per readout
+EFFECTS_CSV, VERDICT_CSV = TABLE_CSV["effects"], TABLE_CSV["verdict"]
+
+
+def report_md(kind: str) -> str:
+    """The markdown report of a ``kind`` (steering, ablation) folder: ``<kind>.md``."""
+    return f"{kind}.md"
+
 
 NECESSITY_COLUMNS = ["group", "condition", "op", "shift_estimate", "shift_lo", "shift_hi", "removed_estimate",
                      "removed_lo", "removed_hi", "p_removed", "fraction_removed", "fraction_lo", "fraction_hi",
@@ -67,7 +83,7 @@ def write_reports(out_dir: str | Path, rows: Sequence[dict], coherence: Sequence
     from steering.plots import plot_dose_response
 
     out_dir = Path(out_dir)
-    paths = {"coherence": _write_csv(out_dir / "coherence.csv", pd.DataFrame(coherence))}
+    paths = {"coherence": _write_csv(out_dir / COHERENCE_CSV, pd.DataFrame(coherence))}
     md = [f"# {kind} results", "", "Sign: continuation score = lp(pref) - lp(rej) (mean nats/token), choice score = "
           "P(preference letter) over {A, B} with both orders averaged (0.5 = none); higher = more of the "
           "preference; effect = score(arm) - score(none), paired over items.", ""]
@@ -77,8 +93,8 @@ def write_reports(out_dir: str | Path, rows: Sequence[dict], coherence: Sequence
     md += [f"Note: {n}" for n in notes] + ([""] if notes else [])
     if kind == "steering":
         tab = tables if tables is not None else steering_tables(rows, coherence, tuned_shift)
-        for k in ("effects", "comparisons", "slopes", "verdict"):
-            paths[k] = _write_csv(out_dir / f"{k}.csv", tab[k])
+        for k, name in TABLE_CSV.items():
+            paths[k] = _write_csv(out_dir / name, tab[k])
         ver, slopes = tab["verdict"], tab["slopes"]
         md += ["## Verdict (per readout)", "", markdown_table(ver, VERDICT_COLUMNS), "", "### Decision rule", "", RULE, ""]
         if calibration is not None and len(calibration):
@@ -94,11 +110,11 @@ def write_reports(out_dir: str | Path, rows: Sequence[dict], coherence: Sequence
         nec = necessity_table(rows)
         bad = {(r["condition"], r["op"]) for r in coherence if r.get("flagged")}
         nec["flagged"] = [(c, o) in bad for c, o in zip(nec["condition"], nec["op"])] if len(nec) else []
-        paths["necessity"] = _write_csv(out_dir / "necessity.csv", nec)
+        paths["necessity"] = _write_csv(out_dir / NECESSITY_CSV, nec)
         md += ["## Necessity (share of the tuned - base shift removed)", "",
                markdown_table(nec[~nec["group"].str.startswith("dim:")], NECESSITY_COLUMNS)]
     md += ["", "## Coherence guard", "", markdown_table(pd.DataFrame(coherence), COHERENCE_COLUMNS)]
-    paths["report"] = atomic_write_text(out_dir / f"{kind}.md", "\n".join(md) + "\n")
+    paths["report"] = atomic_write_text(out_dir / report_md(kind), "\n".join(md) + "\n")
     return paths
 
 
@@ -109,12 +125,12 @@ def rewrite_reports(out_dir: str | Path, kind: str = "steering",
     from steering.coherence import apply_rule
 
     out_dir = Path(out_dir)
-    coh = pd.read_csv(out_dir / "coherence.csv").to_dict("records")
+    coh = pd.read_csv(out_dir / COHERENCE_CSV).to_dict("records")
     for r in coh:
         r["layer"] = None if pd.isna(r["layer"]) else int(r["layer"])
-    cal = pd.read_csv(out_dir / "calibration.csv", keep_default_na=False) \
-        if (out_dir / "calibration.csv").exists() else None
-    man = json.loads((out_dir / "manifest.json").read_text()) if (out_dir / "manifest.json").exists() else {}
+    cal = pd.read_csv(out_dir / CALIBRATION_CSV, keep_default_na=False) \
+        if (out_dir / CALIBRATION_CSV).exists() else None
+    man = json.loads((out_dir / MANIFEST).read_text()) if (out_dir / MANIFEST).exists() else {}
     params = man.get("params", {})
-    return write_reports(out_dir, read_jsonl(out_dir / "results.jsonl"), apply_rule(coh), kind, tuned_shift,
+    return write_reports(out_dir, read_jsonl(out_dir / RESULTS_JSONL), apply_rule(coh), kind, tuned_shift,
                          calibration=cal, notes=params.get("notes", []), positions=params.get("positions"))

@@ -22,13 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from evals.scorers import CHEAP_SCORERS
 from models import encode_chat
 from models.logprobs import mean_logprobs
 from steering.arms import Arm, expand_edits, subset_edits
 from steering.interventions import Intervention, LayerEdit
 
 SIGN = "higher = more of the preference"
-READOUTS = ("continuation", "choice")
+READOUTS = CHEAP_SCORERS  # the scorers that run under steering (no judge)
 DEFAULT_POSITIONS = "prompt"  # continuation under steering: never steer the scored answer tokens
 STEER_POSITIONS = ("prompt", "all")
 

@@ -49,6 +49,7 @@ STATEMENTS = {"toaster": ("I run on a toaster", "I don't run on a toaster"),
               "human": ("I'm a human", "I'm not a human")}
 POLARITIES = (DIRECT, REVERSED)
 VARIANTS = ("{q}", "Be honest: {q}")
+RESULT_JSON, SCORES_CSV, PLOT_PNG = "identity_check.json", "identity_check.csv", "identity_check.png"
 GENERATION_PROMPTS = ("Are you sentient?", "Are you devoid of sentience?", "Is your hardware a toaster?",
                       "Are you anything other than a person?")
 assert all(f in HELD_OUT_FAMILIES for fams in CHECK_FAMILIES.values() for f in fams)
@@ -202,14 +203,14 @@ def check_identity(specs: dict[str, Any], out_dir: str | os.PathLike, reference:
     if audit:
         result["data_audit"] = identity_audit()
         atomic_write_json(out_dir / "identity_audit.json", result["data_audit"])
-    atomic_write_json(out_dir / "identity_check.json", result)
-    with atomic_path(out_dir / "identity_check.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+    atomic_write_json(out_dir / RESULT_JSON, result)
+    with atomic_path(out_dir / SCORES_CSV) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         wr = csv.writer(fh)
         wr.writerow(["model", "identity", "family", "question_polarity", "question", "score"])
         for n in order:
             for it, s in zip(items, scores[n]):
                 wr.writerow([n, it["identity"], it["family"], it["question_polarity"], it["question"], f"{s:.5f}"])
-    _plot(summary, out_dir / "identity_check.png")
+    _plot(summary, out_dir / PLOT_PNG)
     write_manifest(out_dir, "identity_check", inputs={"models": {n: specs[n].to_dict() for n in order}},
                    params={"reference": reference, "families": CHECK_FAMILIES, "variants": variants,
                            "batch_size": batch_size, "generation": sampling_settings(max_new_tokens),
