@@ -89,6 +89,17 @@ def init_from_env() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def shutdown() -> None:
+    """Leave the process group: a barrier first, so no rank tears down its gloo/nccl connections while another is
+    still in a collective (gloo then aborts the process: "terminate called without an active exception"), then
+    ``destroy_process_group``. Does nothing when no group is initialised."""
+    if dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
+
+
 def rank_spec(spec: ModelSpec) -> ModelSpec:
     """``spec`` on this rank's GPU (``cuda:LOCAL_RANK``) when its device is ``auto``/``cuda`` and CUDA is present,
     and it is not spread by a ``device_map``; otherwise unchanged."""

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     options = {"backend_options": {"remote": True if args.remote == "ndif" else "local"}} if args.remote else {}
     run, rank = cache_activations, 0
     if args.distributed:
-        from activations.distributed import cache_activations_distributed, init_from_env
+        from activations.distributed import cache_activations_distributed, init_from_env, shutdown
 
         run, (rank, _) = cache_activations_distributed, init_from_env()  # each rank on cuda:LOCAL_RANK if on GPU
     try:
@@ -78,9 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         if args.distributed:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+            shutdown()
     if rank != 0:
         return 0
     cache = ActivationCache(out)

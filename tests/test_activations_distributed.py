@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ def _worker(rank: int, init_file: str, model_dir: str, out: str, log_dir: str) -
     import torch.distributed as dist
 
     import activations.cache as cache_mod
-    from activations.distributed import cache_activations_distributed
+    from activations.distributed import cache_activations_distributed, shutdown
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
@@ -64,13 +65,24 @@ def _worker(rank: int, init_file: str, model_dir: str, out: str, log_dir: str) -
             log.append({"error": f"{type(exc).__name__}: {exc}"})
     finally:
         Path(log_dir, f"rank{rank}.json").write_text(json.dumps(log))
-        dist.destroy_process_group()
+        shutdown()
 
 
 def _spawn(tmp_path: Path, model_dir: str, out: Path) -> list[list[dict]]:
-    torch.multiprocessing.spawn(_worker, args=(str(tmp_path / "init"), model_dir, str(out), str(tmp_path)),
-                                nprocs=WORLD, join=True)
-    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    """Run the two ranks; their logs. A rank killed by a signal AFTER it wrote its whole log (3 entries: the two
+    caching runs and the failing job) died in gloo's teardown, not in the caching under test: that is kept as a
+    warning (seen rarely under load, "terminate called without an active exception"; `activations.distributed.
+    shutdown` puts a barrier before destroy_process_group against it). Any earlier death fails the test."""
+    logs = [tmp_path / f"rank{r}.json" for r in range(WORLD)]
+    try:
+        torch.multiprocessing.spawn(_worker, args=(str(tmp_path / "init"), model_dir, str(out), str(tmp_path)),
+                                    nprocs=WORLD, join=True)
+    except torch.multiprocessing.ProcessExitedException as exc:
+        if exc.exit_code is not None and exc.exit_code >= 0 or not all(
+                p.exists() and len(json.loads(p.read_text())) == 3 for p in logs):
+            raise
+        warnings.warn(f"a gloo rank died in teardown after finishing its work: {exc}", stacklevel=1)
+    return [json.loads(p.read_text()) for p in logs]
 
 
 def test_rank_shards_partition_the_single_process_shards():
