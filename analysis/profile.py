@@ -49,7 +49,6 @@ def is_control(condition: str, family: str) -> bool:
 def tune_shifts(results_csv: str | Path, tune: str, reference: str = BASE_MODEL,
                 scorer: str = "continuation") -> dict[str, float]:
     """{dimension: mean over items of value(tune) - value(reference)}, paired by item (``stats.effects``)."""
-    from artifacts.rows import normalise_all
     from evals.results import read_results
     from stats.effects import paired_effects
 
@@ -57,7 +56,7 @@ def tune_shifts(results_csv: str | Path, tune: str, reference: str = BASE_MODEL,
     rows = read_results(path)
     if not rows:
         raise InputError(f"{path}: no evals results; run the evals stage first")
-    df = pd.DataFrame([r for r in normalise_all(rows) if r["scorer"] == scorer and r["model"] in (tune, reference)])
+    df = pd.DataFrame([r for r in rows if r["scorer"] == scorer and r["model"] in (tune, reference)])
     for name in (tune, reference):
         if df.empty or not (df["model"] == name).any():
             raise InputError(f"{path}: no rows with condition={name!r} and scorer={scorer!r}; the evals stage "

@@ -148,13 +148,13 @@ def planted_gradient(loaded: Any, items: Sequence[Any], target: Direction, layer
 
 
 def _as_target(rows: Sequence[dict], target_cond: str, controls: Sequence[str], keep: Sequence[str]) -> list[dict]:
-    """Rows (read through ``artifacts.rows.normalise``) with the arm relabelled: ``target_cond`` -> self_model,
+    """Schema rows (``artifacts.rows``) with the arm relabelled: ``target_cond`` -> self_model,
     ``controls`` -> random0.. ; other arms kept only if in ``keep`` (none, toaster, polarity)."""
     names = {target_cond: ("self_model", "self_model"),
              **{c: (f"random{k}", "random") for k, c in enumerate(controls)},
              **{c: (c, c) for c in keep}}
     out = []
-    for r in normalise_all(rows):
+    for r in rows:
         if r["arm"] in names:
             cond, fam = names[r["arm"]]
             out.append({**r, "arm": cond, "family": fam})
@@ -176,7 +176,8 @@ def calibration_verdicts(rows: Sequence[dict], null_names: Sequence[str], n_rand
     k = min(n_random, n - 1)
     jobs = [(NULL_KIND, name, [null_names[(i + j) % n] for j in range(1, k + 1)])
             for i, name in enumerate(null_names)]
-    have = {r["arm"] for r in normalise_all(rows)}
+    rows = normalise_all(rows)  # once: every job below relabels these rows
+    have = {r["arm"] for r in rows}
     jobs += [("planted", p, list(null_names[:k])) for p in planted if p in have]
     out = []
     for kind, name, ctrls in jobs:
