@@ -24,7 +24,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stats import N_BOOT, Estimate, bh_adjust, bootstrap_ci, paired_permutation_test, ratio_ci
+from stats import (
+    N_BOOT,
+    Estimate,
+    bh_adjust,
+    bootstrap_ci,
+    paired_bootstrap_diff,
+    paired_permutation_test,
+    ratio_ci,
+)
 
 EFFECT_COLUMNS = ("estimate", "lo", "hi", "n", "p")
 
@@ -37,7 +45,7 @@ def paired_effect(a, b, n_boot: int = N_BOOT, seed: int = 0, n_perm: int = 0) ->
         raise ValueError(f"paired samples need equal shapes, got {a.shape} and {b.shape}")
     ok = np.isfinite(a) & np.isfinite(b)
     a, b = a[ok], b[ok]
-    est = bootstrap_ci(a - b, n_boot=n_boot, seed=seed)
+    est = paired_bootstrap_diff(a, b, n_boot=n_boot, seed=seed)
     p = paired_permutation_test(a, b, n_perm=n_perm, seed=seed) if n_perm and a.size else float("nan")
     return {**est.as_dict(), "p": p}
 
